@@ -1,0 +1,59 @@
+"""`bridgecast up | down | status`: the embedded stack as one unit.
+
+`up` is idempotent (running services are left alone) and `down` stops exactly what `up` started, in reverse
+order. State (buckets, recordings, databases, sandboxes) lives under var/ and survives a restart.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from bridgecast.event import default_event_path, load_event
+from bridgecast.stack.env import stack_env, write_env_file
+from bridgecast.stack.layout import Layout
+from bridgecast.stack.secrets import issue_point_keys, stack_secrets
+from bridgecast.stack.services import Nginx, Postgres, SeaweedFS, Service, airflow_components
+
+
+@dataclass
+class Stack:
+    layout: Layout
+
+    @classmethod
+    def from_env(cls, **kw) -> "Stack":
+        return cls(Layout.from_env(**kw))
+
+    def __post_init__(self):
+        self.layout.ensure()
+        self.secrets = stack_secrets(self.layout.secrets)
+        self.env = stack_env(self.layout, self.secrets)
+
+    def services(self) -> list[Service]:
+        args = (self.layout, self.env, self.secrets)
+        return [Postgres(*args), SeaweedFS(*args), Nginx(*args), *airflow_components(*args)]
+
+    def up(self, echo=print) -> dict[str, float]:
+        """Start what is not running; returns seconds spent per service started."""
+        write_env_file(self.layout, self.env)
+        event = load_event(default_event_path())
+        issue_point_keys(self.layout.secrets, event.id, [p.id for p in event.points])
+        timings = {}
+        for service in self.services():
+            t0 = time.monotonic()
+            started = service.start()
+            if started:
+                timings[service.name] = time.monotonic() - t0
+            echo(f"  {service.name:<22} {'started' if started else 'running'}  {service.url()}"
+                 + (f"  ({timings[service.name]:.1f}s)" if started else ""))
+        return timings
+
+    def down(self, echo=print) -> list[str]:
+        stopped = []
+        for service in reversed(self.services()):
+            if service.stop():
+                stopped.append(service.name)
+                echo(f"  {service.name:<22} stopped")
+        return stopped
+
+    def status(self) -> dict[str, bool]:
+        return {s.name: s.running() for s in self.services()}

@@ -1,0 +1,150 @@
+"""Object storage (any S3 API: SeaweedFS embedded, MinIO/AWS in production) and the object key scheme.
+
+Everything that crosses tasks or machines goes through here, never through a worker's local disk.
+Keys are content-addressed (DESIGN.md): `{event}/{point}/raw/{kind}/{yyyy-mm-ddTHHMMSS}_{sha256[:12]}.{ext}`,
+so a re-upload of the same bytes lands on the same key and "never overwrite" is one conditional PUT.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from bridgecast.connections import get_connection
+
+MULTIPART_THRESHOLD = 16 * 1024 * 1024
+_TRANSFER = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=16 * 1024 * 1024,
+                           max_concurrency=4, use_threads=True)
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1024 * 1024) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def raw_key(event_id: str, point_id: str, kind: str, received_at: datetime, sha256: str, ext: str) -> str:
+    stamp = received_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H%M%S")
+    return f"{event_id}/{point_id}/raw/{kind}/{stamp}_{sha256[:12]}.{ext.lstrip('.').lower()}"
+
+
+def processed_key(event_id: str, point_id: str, rendition: str, name: str) -> str:
+    return f"{event_id}/{point_id}/processed/{rendition}/{name}"
+
+
+@dataclass(frozen=True)
+class PutResult:
+    key: str
+    created: bool  # False: the key already existed (same content-addressed bytes), nothing was written
+
+
+class Storage:
+    def __init__(self, client, bucket: str):
+        self.client = client
+        self.bucket = bucket
+
+    def __repr__(self) -> str:
+        return f"Storage(bucket={self.bucket!r})"
+
+    @classmethod
+    def from_connection(cls, conn_id: str = "bridgecast_s3", bucket: str | None = None) -> "Storage":
+        conn = get_connection(conn_id)
+        extra = conn.extra
+        client = boto3.client(
+            "s3", endpoint_url=extra.get("endpoint_url") or None, region_name=extra.get("region_name", "us-east-1"),
+            aws_access_key_id=conn.login or None, aws_secret_access_key=conn.password or None,
+            config=Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=60,
+                          s3={"addressing_style": "path"}))
+        return cls(client, bucket or extra.get("bucket") or os.environ.get("BRIDGECAST_BUCKET", "bridgecast"))
+
+    # --- writes -------------------------------------------------------------------------------------------
+    def put_bytes(self, key: str, data: bytes, *, content_type: str = "application/octet-stream",
+                  if_absent: bool = False, metadata: dict | None = None) -> PutResult:
+        kwargs = dict(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
+                      ChecksumSHA256=base64.b64encode(hashlib.sha256(data).digest()).decode(),
+                      Metadata=metadata or {})
+        if if_absent:
+            kwargs["IfNoneMatch"] = "*"
+        try:
+            self.client.put_object(**kwargs)
+        except ClientError as exc:
+            if if_absent and _code(exc) in ("PreconditionFailed", "412"):
+                return PutResult(key, created=False)
+            raise
+        return PutResult(key, created=True)
+
+    def put_json(self, key: str, data, **kw) -> PutResult:
+        body = json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True, default=str).encode()
+        return self.put_bytes(key, body, content_type="application/json; charset=utf-8", **kw)
+
+    def upload_file(self, path: str | os.PathLike, key: str, *, content_type: str = "application/octet-stream",
+                    if_absent: bool = True, sha256: str | None = None) -> PutResult:
+        """Stream a file up (multipart above 16 MB, SHA-256 checksums per part); never overwrite by default."""
+        if if_absent and self.exists(key):
+            return PutResult(key, created=False)
+        sha256 = sha256 or sha256_file(path)
+        self.client.upload_file(str(path), self.bucket, key, Config=_TRANSFER, ExtraArgs={
+            "ContentType": content_type, "ChecksumAlgorithm": "SHA256", "Metadata": {"sha256": sha256}})
+        return PutResult(key, created=True)
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    # --- reads --------------------------------------------------------------------------------------------
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def head(self, key: str) -> dict:
+        return self.client.head_object(Bucket=self.bucket, Key=key)
+
+    def get_bytes(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def get_json(self, key: str):
+        return json.loads(self.get_bytes(key))
+
+    def download_file(self, key: str, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.client.download_file(self.bucket, key, str(path), Config=_TRANSFER)
+        return path
+
+    def list_keys(self, prefix: str) -> Iterator[dict]:
+        """Objects under `prefix` (dicts with Key, Size, LastModified), in key order."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            yield from page.get("Contents", [])
+
+    def presigned_url(self, key: str, expires_s: int = 7 * 24 * 3600) -> str:
+        return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key},
+                                                  ExpiresIn=expires_s)
+
+    def check_writable(self, prefix: str = "_health") -> None:
+        """Preflight: a round trip through the bucket (write, read back, delete)."""
+        key = f"{prefix}/{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
+        self.put_bytes(key, b"ok")
+        if self.get_bytes(key) != b"ok":
+            raise RuntimeError(f"storage read-back mismatch on {self.bucket}/{key}")
+        self.delete(key)
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
