@@ -10,6 +10,7 @@ APT_PACKAGES=(
   postgresql                                    # Airflow metadata DB + publication ledger
   php-fpm php-mysql mariadb-server              # the real WordPress the portal contract suite runs against
   chromium chromium-driver                      # the upload page's browser test
+  docker-compose                                # validates docker-compose.yml (no engine needed for `config`)
 )
 APT_LATE=(wordpress)   # after php-fpm, so apt does not pick Apache's mod-php for it
 

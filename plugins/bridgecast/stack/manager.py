@@ -12,7 +12,7 @@ from bridgecast.event import default_event_path, load_event
 from bridgecast.stack.env import stack_env, write_env_file
 from bridgecast.stack.layout import Layout
 from bridgecast.stack.secrets import issue_point_keys, stack_secrets
-from bridgecast.stack.services import Nginx, Postgres, SeaweedFS, Service, airflow_components
+from bridgecast.stack.services import Nginx, Postgres, PythonServer, SeaweedFS, Service, airflow_components
 
 
 @dataclass
@@ -30,13 +30,17 @@ class Stack:
 
     def services(self) -> list[Service]:
         args = (self.layout, self.env, self.secrets)
-        return [Postgres(*args), SeaweedFS(*args), Nginx(*args), *airflow_components(*args)]
+        ports = self.layout.ports
+        gateway = PythonServer(*args, name="ingest-gateway", module="bridgecast.ingest.gateway",
+                               args=["--port", str(ports.gateway)], port=ports.gateway, health_path="/healthz")
+        return [Postgres(*args), SeaweedFS(*args), gateway, Nginx(*args), *airflow_components(*args)]
 
     def up(self, echo=print) -> dict[str, float]:
         """Start what is not running; returns seconds spent per service started."""
         write_env_file(self.layout, self.env)
-        event = load_event(default_event_path())
-        issue_point_keys(self.layout.secrets, event.id, [p.id for p in event.points])
+        event_path = default_event_path()
+        event = load_event(event_path)
+        issue_point_keys(self.layout.secrets, event.id, [p.id for p in event.points], event_file=str(event_path))
         timings = {}
         for service in self.services():
             t0 = time.monotonic()

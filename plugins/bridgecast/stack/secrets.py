@@ -59,12 +59,15 @@ def point_keys_file(secrets_dir: Path, event_id: str) -> Path:
     return secrets_dir / "points" / f"{event_id}.json"
 
 
-def issue_point_keys(secrets_dir: Path, event_id: str, point_ids: list[str]) -> Path:
+def issue_point_keys(secrets_dir: Path, event_id: str, point_ids: list[str], event_file: str | None = None) -> Path:
     """Give every point a stream key and an upload token (keeps existing ones; idempotent)."""
     path = point_keys_file(secrets_dir, event_id)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     data = json.loads(path.read_text()) if path.exists() else {"event_id": event_id, "points": {}}
     changed = False
+    if event_file and data.get("event_file") != str(event_file):
+        data["event_file"] = str(event_file)  # the gateway reads point names and limits from it
+        changed = True
     for pid in point_ids:
         if pid not in data["points"]:
             data["points"][pid] = {"stream_key": _token(18), "upload_token": _token(18), "revoked": False}

@@ -231,6 +231,18 @@ class SeaweedFS(Service):
         return f"http://127.0.0.1:{self.layout.ports.s3} (bucket {BUCKET})"
 
 
+# The fanpage sandbox's RTMPS ingest: TLS terminated by nginx's stream module and passed to the RTMP port, so the
+# relay really speaks rtmps:// as it must to Facebook (nginx-rtmp itself has no TLS).
+RTMPS_BLOCK = """stream {
+    server {
+        listen 127.0.0.1:@@RTMPS_PORT@@ ssl;
+        ssl_certificate     @@VAR@@/secrets/rtmps.crt;
+        ssl_certificate_key @@VAR@@/secrets/rtmps.key;
+        proxy_pass 127.0.0.1:@@RTMP_PORT@@;
+    }
+}"""
+
+
 class Nginx(Service):
     """nginx with the RTMP module: point ingest (`live`), the fanpage sandbox's ingest (`fblive`), RTMPS, /stat."""
 
@@ -253,8 +265,11 @@ class Nginx(Service):
         template = (REPO / "config" / "nginx" / "rtmp.conf.template").read_text()
         values = {
             "USER_DIRECTIVE": "user www-data;" if IS_ROOT else "",
-            "VAR": str(var), "RTMP_PORT": p.rtmp, "RTMPS_PORT": p.rtmps, "HTTP_PORT": p.nginx_http,
-            "GATEWAY_PORT": p.gateway, "FANPAGE_PORT": p.fanpage, "RECORD_INTERVAL": self.record_interval,
+            "STREAM_MODULE": "load_module /usr/lib/nginx/modules/ngx_stream_module.so;",
+            "RTMPS_BLOCK": RTMPS_BLOCK.replace("@@RTMPS_PORT@@", str(p.rtmps)),
+            "LISTEN": "127.0.0.1", "VAR": str(var), "RTMP_PORT": p.rtmp, "HTTP_PORT": p.nginx_http,
+            "GATEWAY": f"127.0.0.1:{p.gateway}", "FANPAGE": f"127.0.0.1:{p.fanpage}",
+            "RECORD_INTERVAL": self.record_interval,
         }
         for key, value in values.items():
             template = template.replace(f"@@{key}@@", str(value))

@@ -1,0 +1,197 @@
+"""Who is live, since when, and which recording segments are safely in S3.
+
+nginx-rtmp tells us through its callbacks: publish (a point went live), publish_done (it stopped) and one
+record_done per closed recording segment — the last one may arrive *after* publish_done, so a point only
+counts as finished once no segment of it is left on the ingest disk. State is journalled to a JSON file, so
+a gateway restart keeps it and segments left behind by a crash are picked up again.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bridgecast.ingest.keys import PointIdentity
+from bridgecast.ingest.receiver import Receiver
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+@dataclass
+class PointLive:
+    event_id: str
+    point_id: str
+    publishing: bool = False
+    first_live_at: str | None = None  # first accepted publish: "went live"
+    live_since: str | None = None  # current publish session
+    last_done_at: str | None = None
+    sessions: int = 0  # publishes accepted; > 1 means reconnects
+    segments: list[dict] = field(default_factory=list)  # stored segments, in order
+    addr: str | None = None
+
+
+class LiveState:
+    def __init__(self, journal: str | os.PathLike, recordings_dir: str | os.PathLike):
+        self.journal = Path(journal)
+        self.recordings_dir = Path(recordings_dir)
+        self._lock = threading.Lock()
+        self.points: dict[str, PointLive] = {}
+        if self.journal.exists():
+            for key, value in json.loads(self.journal.read_text()).items():
+                self.points[key] = PointLive(**value)
+
+    @staticmethod
+    def _key(event_id: str, point_id: str) -> str:
+        return f"{event_id}/{point_id}"
+
+    def _save(self) -> None:
+        tmp = self.journal.with_suffix(".tmp")
+        tmp.write_text(json.dumps({k: asdict(v) for k, v in self.points.items()}, ensure_ascii=False))
+        os.replace(tmp, self.journal)
+
+    def _point(self, who: PointIdentity) -> PointLive:
+        key = self._key(who.event_id, who.point_id)
+        if key not in self.points:
+            self.points[key] = PointLive(who.event_id, who.point_id)
+        return self.points[key]
+
+    def published(self, who: PointIdentity, addr: str | None) -> None:
+        with self._lock:
+            p = self._point(who)
+            now = _now()
+            p.publishing, p.live_since, p.addr = True, now, addr
+            p.first_live_at = p.first_live_at or now
+            p.sessions += 1
+            self._save()
+
+    def publish_done(self, who: PointIdentity) -> None:
+        with self._lock:
+            p = self._point(who)
+            p.publishing, p.last_done_at = False, _now()
+            self._save()
+
+    def segment_stored(self, who: PointIdentity, segment: dict) -> None:
+        with self._lock:
+            self._point(who).segments.append(segment)
+            self._save()
+
+    def last_publisher(self, point_id: str) -> PointIdentity | None:
+        """For a segment found on disk after a crash: the event that last published this stream name."""
+        with self._lock:
+            candidates = [p for p in self.points.values() if p.point_id == point_id and p.live_since]
+        if not candidates:
+            return None
+        latest = max(candidates, key=lambda p: p.live_since)
+        return PointIdentity(latest.event_id, latest.point_id, None)
+
+    def local_segments(self, point_id: str) -> list[Path]:
+        return sorted(p for p in self.recordings_dir.glob(f"{point_id}-*.flv") if segment_belongs_to(p, point_id))
+
+    def snapshot(self, event_id: str | None = None) -> list[dict]:
+        with self._lock:
+            points = [p for p in self.points.values() if event_id in (None, p.event_id)]
+            out = []
+            for p in points:
+                pending = len(self.local_segments(p.point_id))
+                out.append({**asdict(p), "segments_pending": pending,
+                            "finished": bool(p.last_done_at) and not p.publishing and pending == 0})
+        return out
+
+
+class SegmentUploader:
+    """Uploads closed recording segments in the background: nginx's callback must be answered at once."""
+
+    def __init__(self, receiver: Receiver, live: LiveState, keep_local: bool = False):
+        self.receiver, self.live, self.keep_local = receiver, live, keep_local
+        self._queue: queue.Queue[tuple[Path, PointIdentity]] = queue.Queue()
+        self._inflight: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def submit(self, path: Path, who: PointIdentity) -> None:
+        with self._lock:
+            if path in self._inflight:
+                return
+            self._inflight.add(path)
+        self._queue.put((path, who))
+
+    def start(self, workers: int = 2) -> None:
+        for i in range(workers):
+            threading.Thread(target=self._run, name=f"segment-upload-{i}", daemon=True).start()
+        threading.Thread(target=self._sweep, name="segment-sweep", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            path, who = self._queue.get()
+            try:
+                self._upload(path, who)
+            except Exception:
+                log.exception("segment %s not stored yet; the sweep will retry", path)
+            finally:
+                with self._lock:
+                    self._inflight.discard(path)
+
+    def _upload(self, path: Path, who: PointIdentity) -> None:
+        if not path.exists():
+            return
+        if path.stat().st_size == 0:  # a publish that never sent data: nothing to keep
+            path.unlink()
+            return
+        got = self.receiver.receive(path, who, kind="recording", ext="flv", content_type="video/x-flv",
+                                    source="rtmp", original_name=path.name)
+        self.live.segment_stored(who, {"key": got.key, "sha256": got.sha256, "size": got.size,
+                                       "file": path.name, "stored_at": _now()})
+        if not self.keep_local:
+            path.unlink()
+
+    def _sweep(self) -> None:
+        """Pick up segments nginx closed while we were down (no callback will come for them)."""
+        while True:
+            time.sleep(15)
+            cutoff = time.time() - 30
+            for path in sorted(self.live.recordings_dir.glob("*.flv")):
+                try:
+                    if path.stat().st_mtime > cutoff or _is_being_written(path):
+                        continue
+                except FileNotFoundError:
+                    continue
+                who = self._identity_for(path)
+                if who:
+                    self.submit(path, who)
+
+    def _identity_for(self, path: Path) -> PointIdentity | None:
+        # Stream names are point ids, which may themselves contain hyphens: match the longest known id.
+        with self.live._lock:
+            known = sorted({p.point_id for p in self.live.points.values()}, key=len, reverse=True)
+        for pid in known:
+            if segment_belongs_to(path, pid):
+                return self.live.last_publisher(pid)
+        return None
+
+
+def segment_belongs_to(path: Path, point_id: str) -> bool:
+    """nginx names segments `<stream>-<unix time>-<YYYYmmddTHHMMSS>.flv` (record_unique + strftime suffix)."""
+    return re.fullmatch(rf"{re.escape(point_id)}(-\d+)?-\d{{8}}T\d{{6}}\.flv", path.name) is not None
+
+
+def _is_being_written(path: Path) -> bool:
+    """nginx holds an fcntl lock on the file it records into (`record_lock on`)."""
+    import fcntl
+
+    try:
+        with open(path, "rb") as fh:
+            fcntl.lockf(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.lockf(fh, fcntl.LOCK_UN)
+    except OSError:
+        return True
+    return False

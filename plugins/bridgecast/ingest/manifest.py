@@ -1,0 +1,105 @@
+"""One JSON manifest per asset in S3: who sent what, when, and what became of it.
+
+Key: `{event}/{point}/manifests/{sha256}.json`. The gateway creates it (status `received`) and appends a
+receipt for every duplicate; the ingest DAG moves it to `processed` (with renditions) or `quarantined` (with
+the reason). Writers never clobber each other: every update is a conditional PUT on the ETag, retried.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+
+from botocore.exceptions import ClientError
+
+from bridgecast.storage import Storage
+
+RECEIVED, PROCESSED, QUARANTINED = "received", "processed", "quarantined"
+
+
+def manifest_key(event_id: str, point_id: str, sha256: str) -> str:
+    return f"{event_id}/{point_id}/manifests/{sha256}.json"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+class ManifestConflict(RuntimeError):
+    pass
+
+
+class ManifestStore:
+    def __init__(self, storage: Storage):
+        self.storage = storage
+
+    def get(self, event_id: str, point_id: str, sha256: str) -> dict | None:
+        try:
+            return self.storage.get_json(manifest_key(event_id, point_id, sha256))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+
+    def record_receipt(self, *, event_id: str, point_id: str, kind: str, sha256: str, size: int, key: str,
+                       content_type: str, receipt: dict) -> tuple[dict, bool]:
+        """Create the manifest for a new asset, or add a receipt to an existing one. Returns (manifest, created)."""
+        receipt = {"received_at": _now(), **receipt}
+        fresh = {
+            "schema": 1, "event_id": event_id, "point_id": point_id, "kind": kind, "sha256": sha256,
+            "size": size, "key": key, "content_type": content_type,
+            "original_name": receipt.get("original_name"), "source": receipt.get("source"),
+            "received_at": receipt["received_at"], "receipts": [receipt], "status": RECEIVED,
+            "renditions": {}, "media": {}, "reason": None, "reason_code": None,
+            "history": [{"at": receipt["received_at"], "status": RECEIVED}],
+        }
+        mkey = manifest_key(event_id, point_id, sha256)
+        if self.storage.put_json(mkey, fresh, if_absent=True).created:
+            return fresh, True
+
+        def add_receipt(manifest: dict) -> dict:
+            manifest["receipts"].append(receipt)
+            return manifest
+
+        return self.update(event_id, point_id, sha256, add_receipt), False
+
+    def update(self, event_id: str, point_id: str, sha256: str, change: Callable[[dict], dict],
+               attempts: int = 20) -> dict:
+        """Read-modify-write with optimistic concurrency (If-Match on the ETag)."""
+        mkey = manifest_key(event_id, point_id, sha256)
+        client, bucket = self.storage.client, self.storage.bucket
+        for attempt in range(attempts):
+            obj = client.get_object(Bucket=bucket, Key=mkey)
+            manifest = change(json.loads(obj["Body"].read()))
+            body = json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True).encode()
+            try:
+                client.put_object(Bucket=bucket, Key=mkey, Body=body, IfMatch=obj["ETag"],
+                                  ContentType="application/json; charset=utf-8")
+                return manifest
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+                    raise
+                time.sleep(0.05 * (attempt + 1))  # someone else wrote first: re-read and re-apply
+        raise ManifestConflict(f"could not update {mkey} after {attempts} concurrent-write retries")
+
+    def set_status(self, event_id: str, point_id: str, sha256: str, status: str, **fields) -> dict:
+        def apply(manifest: dict) -> dict:
+            manifest.update(fields)
+            manifest["status"] = status
+            manifest["history"].append({"at": _now(), "status": status,
+                                        **({"reason": fields["reason"]} if fields.get("reason") else {})})
+            return manifest
+
+        return self.update(event_id, point_id, sha256, apply)
+
+    def iter_manifests(self, event_id: str, point_id: str | None = None, kind: str | None = None) -> Iterator[dict]:
+        """Manifests of an event (optionally one point / one kind)."""
+        prefix = f"{event_id}/{point_id}/manifests/" if point_id else f"{event_id}/"
+        for obj in self.storage.list_keys(prefix):
+            key = obj["Key"]
+            if "/manifests/" not in key or not key.endswith(".json"):
+                continue
+            manifest = self.storage.get_json(key)
+            if kind is None or manifest.get("kind") == kind:
+                yield manifest
