@@ -103,6 +103,10 @@ def cmd_wiring(args) -> int:
     return 0 if run["state"] == "success" else 1
 
 
+def cmd_rehearsal(args) -> int:
+    return cmd_wiring(args)
+
+
 def cmd_keys_show(args) -> int:
     from bridgecast.stack.layout import Layout
     from bridgecast.stack.secrets import issue_point_keys
@@ -141,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("down", help="stop what `up` started").set_defaults(func=cmd_down)
     sub.add_parser("status", help="which services run").set_defaults(func=cmd_status)
     sub.add_parser("wiring", help="stack up + run the wiring DAG through the scheduler").set_defaults(func=cmd_wiring)
+    sub.add_parser("rehearsal", help="the main job: stack up and a full run on the embedded defaults").set_defaults(
+        func=cmd_rehearsal)
 
     config = sub.add_parser("config", help="event configuration").add_subparsers(dest="config_cmd", required=True)
     check = config.add_parser("check", help="validate event files")
