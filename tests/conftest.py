@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-TEST_VAR = REPO / "var" / "test-stack"
+TEST_VAR = Path(os.environ.get("BRIDGECAST_TEST_VAR", REPO / "var" / "test-stack"))
 TEST_PORT_BASE = int(os.environ.get("BRIDGECAST_TEST_PORT_BASE", "28000"))
 ARTIFACTS = REPO / "test-artifacts"
 
