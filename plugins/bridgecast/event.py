@@ -196,7 +196,7 @@ class Event:
 
 
 # --- loading ------------------------------------------------------------------------------------------------
-class _StrictLoader(yaml.SafeLoader):
+class StrictYAMLLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate keys instead of silently keeping the last one."""
 
 
@@ -211,14 +211,14 @@ def _no_duplicates(loader, node, deep=False):
     return loader.construct_mapping(node, deep)
 
 
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+StrictYAMLLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 
 def load_event(path: str | Path) -> Event:
     path = Path(path)
     source = str(path)
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=StrictYAMLLoader)
     except FileNotFoundError:
         raise EventConfigError(source, ["file not found — pass the path of an event YAML file"]) from None
     except UnicodeDecodeError as exc:

@@ -103,9 +103,10 @@ class LiveState:
             points = [p for p in self.points.values() if event_id in (None, p.event_id)]
             out = []
             for p in points:
-                pending = len(self.local_segments(p.point_id))
-                out.append({**asdict(p), "segments_pending": pending,
-                            "finished": bool(p.last_done_at) and not p.publishing and pending == 0})
+                local = self.local_segments(p.point_id)
+                recording_bytes = sum(f.stat().st_size for f in local if f.exists())
+                out.append({**asdict(p), "segments_pending": len(local), "recording_bytes": recording_bytes,
+                            "finished": bool(p.last_done_at) and not p.publishing and not local})
         return out
 
 
