@@ -226,6 +226,15 @@ class SeaweedFS(Service):
         names = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
         if BUCKET not in names:
             wait_until(lambda: s3.create_bucket(Bucket=BUCKET), timeout_s=30, what="S3 bucket creation")
+        # The S3 port answers before the volume server has re-registered with the master; until then reads of
+        # existing objects fail with InternalError (seen in CI right after a restart). Started = a canary
+        # object round-trips.
+        wait_until(self._canary_round_trip, timeout_s=60, what="SeaweedFS volume server", log_path=self.log_path)
+
+    def _canary_round_trip(self) -> bool:
+        s3 = self._client()  # errors mean "not yet"; wait_until reports the last one on timeout
+        s3.put_object(Bucket=BUCKET, Key=".bridgecast/canary", Body=b"ok")
+        return s3.get_object(Bucket=BUCKET, Key=".bridgecast/canary")["Body"].read() == b"ok"
 
     def url(self) -> str:
         return f"http://127.0.0.1:{self.layout.ports.s3} (bucket {BUCKET})"
@@ -318,7 +327,7 @@ class PythonServer(Service):
     """One of our own small servers, run as `python -m <module> ...` from the venv."""
 
     def __init__(self, layout, env, secrets, *, name: str, module: str, args: list[str], port: int,
-                 health_path: str = "/"):
+                 health_path: str | None = "/"):
         self.name = name
         super().__init__(layout, env, secrets)
         self.module, self.args, self.port, self.health_path = module, args, port, health_path
@@ -328,10 +337,13 @@ class PythonServer(Service):
               env=self.full_env(), cwd=REPO)
 
     def ready(self) -> bool:
+        if self.health_path is None:  # not HTTP (the SMTP sandbox): accepting connections is ready
+            return port_open(self.port)
         return port_open(self.port) and _http_ok(f"http://127.0.0.1:{self.port}{self.health_path}")
 
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        scheme = "http" if self.health_path is not None else "smtp"
+        return f"{scheme}://127.0.0.1:{self.port}/"
 
 
 class AirflowComponent(Service):
