@@ -33,7 +33,28 @@ class Stack:
         ports = self.layout.ports
         gateway = PythonServer(*args, name="ingest-gateway", module="bridgecast.ingest.gateway",
                                args=["--port", str(ports.gateway)], port=ports.gateway, health_path="/healthz")
-        return [Postgres(*args), SeaweedFS(*args), gateway, Nginx(*args), *airflow_components(*args)]
+        return [Postgres(*args), SeaweedFS(*args), gateway, Nginx(*args), *self.sandboxes(),
+                *airflow_components(*args)]
+
+    def sandboxes(self) -> list[Service]:
+        """Stand-ins for the fanpage (Graph API contract), the portal (WordPress REST) and the press mailbox.
+        Credentials reach them from var/secrets or the Connections in the env, never argv."""
+        args = (self.layout, self.env, self.secrets)
+        ports, box = self.layout.ports, self.layout.sandboxes
+        host = ["--host", "127.0.0.1"]
+        return [
+            PythonServer(*args, name="fanpage-sandbox", module="bridgecast.sandboxes.fanpage", port=ports.fanpage,
+                         health_path="/healthz",
+                         args=[*host, "--port", str(ports.fanpage), "--data", str(box / "fanpage"),
+                               "--rtmp-base", f"rtmps://127.0.0.1:{ports.rtmps}/fblive",
+                               "--secrets-file", str(self.layout.secrets / "stack.json"),
+                               "--record-dir", str(self.layout.recordings / "fblive")]),
+            PythonServer(*args, name="portal-sandbox", module="bridgecast.sandboxes.portal", port=ports.portal,
+                         health_path="/wp-json/",
+                         args=[*host, "--port", str(ports.portal), "--data", str(box / "portal")]),
+            PythonServer(*args, name="press-mailbox", module="bridgecast.sandboxes.smtp", port=ports.smtp,
+                         health_path=None, args=[*host, "--port", str(ports.smtp), "--data", str(box / "smtp")]),
+        ]
 
     def up(self, echo=print) -> dict[str, float]:
         """Start what is not running; returns seconds spent per service started."""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import requests
 
-from bridgecast.stack.process import PidFile, spawn, stop_group, wait_until
+from bridgecast.stack.process import PidFile, ServiceDied, spawn, stop_group, wait_until
 
 WP_ROOT = Path("/usr/share/wordpress")
 DEBIAN_CONFIG_DIR = Path("/etc/wordpress")
@@ -223,7 +223,7 @@ class WordPress:
         spawn(argv, pidfile=self._pidfile("mariadb"), log_path=log)
         wait_until(lambda: self._mysql("SELECT 1") == "1\n", timeout_s=60, what="MariaDB",
                    log_path=self.mysql_dir / "error.log", interval_s=0.2)
-        password = secrets_["db_password"].replace("'", "")
+        password = secrets_["db_password"]  # token_urlsafe: no quote to escape
         self._mysql("CREATE DATABASE IF NOT EXISTS wordpress CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n"
                     f"CREATE USER IF NOT EXISTS 'wordpress'@'localhost' IDENTIFIED BY '{password}';\n"
                     "GRANT ALL PRIVILEGES ON wordpress.* TO 'wordpress'@'localhost';\n")
@@ -342,6 +342,9 @@ http {{
               pidfile=self._pidfile("nginx"), log_path=self.log_dir / "nginx.log")
 
     def _rest_ready(self) -> bool:
+        for name in ("mariadb", "php-fpm", "nginx"):  # e.g. nginx exits at once when the port is taken
+            if self._pidfile(name).read() is None:
+                raise ServiceDied(f"{name} of the WordPress harness exited; see {self.log_dir}")
         response = requests.get(f"{self.base_url}/wp-json/", timeout=5, allow_redirects=False)
         if response.status_code == 200:
             return "wp/v2" in response.json().get("namespaces", [])

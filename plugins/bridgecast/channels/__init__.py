@@ -1,0 +1,1 @@
+"""Publishing channels (portal = WordPress REST, fanpage = Graph API, press = SMTP) behind one interface."""
