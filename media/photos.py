@@ -1,0 +1,281 @@
+"""Photo cleaning for publication: sniff the real type, refuse non-images and decompression bombs, verify, apply EXIF
+orientation, convert to sRGB 8-bit, strip every piece of metadata, make `web` and `thumb` renditions, watermark.
+
+The original is only read (kept untouched in raw storage); renditions are new files without EXIF/GPS/ICC/XMP."""
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import hashlib
+import io
+import os
+import unicodedata
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from PIL import Image, ImageCms, ImageDraw, ImageFont, UnidentifiedImageError
+
+from media.cards import check_glyphs, resolve_font
+from media.errors import DecompressionBombError, EmptyFileError, MediaError, NotAnImageError, TruncatedFileError
+
+# Formats we publish from, by their first bytes. HEIC/AVIF are recognised to give a useful message.
+_MAGIC: list[tuple[int, bytes, str]] = [
+    (0, b"\xff\xd8\xff", "jpeg"), (0, b"\x89PNG\r\n\x1a\n", "png"), (0, b"GIF87a", "gif"), (0, b"GIF89a", "gif"),
+    (0, b"II*\x00", "tiff"), (0, b"MM\x00*", "tiff"), (0, b"BM", "bmp"),
+]
+_SUPPORTED = {"jpeg", "png", "gif", "webp", "tiff", "bmp"}
+_SNIFF_BYTES = 64
+_HASH_CHUNK = 1 << 20
+# EXIF orientation → the turn that shows the picture upright (as ImageOps.exif_transpose does).
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
+
+
+def sniff(path: str | os.PathLike) -> str | None:
+    """The image type by content ('jpeg', 'png', 'webp', 'heic', …), or None when the bytes are not an image."""
+    with open(path, "rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+    for offset, magic, kind in _MAGIC:
+        if head[offset:offset + len(magic)] == magic:
+            return kind
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"heic", b"heix", b"mif1", b"msf1", b"hevc"):
+            return "heic"
+        if brand in (b"avif", b"avis"):
+            return "avif"
+    return None
+
+
+@dataclass(frozen=True)
+class PhotoPolicy:
+    max_pixels: int = 50_000_000  # a 12 MP phone photo is ~12e6; 50 MP cameras exist; bombs are far above
+    web_long_edge: int = 1600
+    thumb_long_edge: int = 400
+    jpeg_quality: int = 85
+    thumb_quality: int = 80
+    watermark_logo: str | None = None  # an RGBA PNG, placed bottom-right of the web rendition
+    watermark_text: str | None = None
+    watermark_font: str | None = None  # a path or a fontconfig family; None = DejaVu Sans Bold
+
+
+@dataclass(frozen=True)
+class PhotoResult:
+    source: Path
+    sha256: str  # of the original bytes: the dedupe key
+    detected_type: str
+    width: int  # upright size of the original
+    height: int
+    renditions: dict[str, Path]
+    warnings: list[str] = field(default_factory=list)
+
+
+def content_hash(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def process_photo(src: str | os.PathLike, out_dir: str | os.PathLike, policy: PhotoPolicy = PhotoPolicy()) -> PhotoResult:
+    """Clean one photo into `out_dir` as `<sha256[:16]>.web.jpg` and `<sha256[:16]>.thumb.jpg`."""
+    src = Path(src)
+    if src.stat().st_size == 0:
+        raise EmptyFileError(src, "the file is empty (0 bytes)", hint="the upload did not arrive; send it again")
+    kind = sniff(src)
+    if kind is None:
+        raise NotAnImageError(src, f"the content is not an image{_what_it_is(src)}",
+                              hint="upload the photo file itself (JPEG or PNG)")
+    if kind not in _SUPPORTED:
+        raise NotAnImageError(src, f"{kind.upper()} images are not supported", reason="unsupported_format",
+                              hint="export the photo as JPEG")
+    notes: list[str] = []
+    image = _open_checked(src, kind, policy)
+    with image:
+        orientation = image.getexif().get(0x0112, 1)
+        width, height = image.size
+        if orientation in (5, 6, 7, 8):  # these orientations turn the picture a quarter
+            width, height = height, width
+        im = _decode(src, image, policy, notes)
+    sha256 = content_hash(src)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # Resize first, then turn: the same result, on fewer pixels.
+    web = _fit(im, policy.web_long_edge)
+    if orientation in _TRANSPOSE:
+        # Only the pixels are turned: the EXIF (GPS with it) is never copied to the renditions.
+        web = web.transpose(_TRANSPOSE[orientation])
+        notes.append(f"rotated upright (EXIF orientation {orientation})")
+    thumb = _fit(web, policy.thumb_long_edge)
+    if policy.watermark_logo or policy.watermark_text:
+        _watermark(web, policy)
+    renditions = {"web": out / f"{sha256[:16]}.web.jpg", "thumb": out / f"{sha256[:16]}.thumb.jpg"}
+    _save_clean(web, renditions["web"], policy.jpeg_quality)
+    _save_clean(thumb, renditions["thumb"], policy.thumb_quality)
+    return PhotoResult(source=src, sha256=sha256, detected_type=kind, width=width, height=height,
+                       renditions=renditions, warnings=notes)
+
+
+def process_photos(sources: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
+                   policy: PhotoPolicy = PhotoPolicy(), *, workers: int | None = None) -> list[PhotoResult | MediaError]:
+    """Clean many photos in worker processes; a bad photo yields its MediaError in place instead of stopping the batch."""
+    workers = workers or os.cpu_count() or 1
+    if workers == 1:
+        return [_process_or_error(s, out_dir, policy) for s in sources]
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_process_or_error, sources, [out_dir] * len(sources), [policy] * len(sources),
+                             chunksize=4))
+
+
+def _process_or_error(src, out_dir, policy) -> PhotoResult | MediaError:
+    try:
+        return process_photo(src, out_dir, policy)
+    except MediaError as exc:
+        return exc
+
+
+def _what_it_is(src: Path) -> str:
+    with open(src, "rb") as fh:
+        head = fh.read(512).lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
+        return " (it is an HTML page, e.g. a login or error page saved instead of the photo)"
+    if head.startswith((b"{", b"[")):
+        return " (it looks like JSON)"
+    return ""
+
+
+def _open_checked(src: Path, kind: str, policy: PhotoPolicy) -> Image.Image:
+    """Open the header only and refuse oversized images before a single pixel is decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(src)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DecompressionBombError(src, f"the image is too large to decode safely ({exc})",
+                                     hint=f"the limit is {policy.max_pixels:,} pixels") from None
+    except UnidentifiedImageError:
+        raise NotAnImageError(src, f"the file starts like a {kind.upper()} but cannot be read as one",
+                              reason="corrupt", hint="upload the original photo again") from None
+    pixels = image.size[0] * image.size[1]
+    if pixels > policy.max_pixels:
+        image.close()
+        raise DecompressionBombError(src, f"{image.size[0]}x{image.size[1]} = {pixels:,} pixels is above the limit "
+                                     f"of {policy.max_pixels:,}", hint="resize the photo before uploading")
+    if kind != "jpeg":
+        # PNG/GIF/TIFF structure and CRC check; verify() spends the object, so reopen for decoding. For JPEG the
+        # decode below is the check (a truncated JPEG fails there).
+        try:
+            image.verify()
+        except Exception as exc:  # Pillow raises assorted types (SyntaxError, OSError, struct.error) here
+            raise TruncatedFileError(src, f"the {kind.upper()} is damaged or cut short ({exc})",
+                                     hint="upload the original photo again") from None
+        image.close()
+        image = Image.open(src)
+    return image
+
+
+def _decode(src: Path, image: Image.Image, policy: PhotoPolicy, notes: list[str]) -> Image.Image:
+    """Decode (JPEG: at the smallest DCT scale still ≥ the web size) and bring to 8-bit sRGB RGB."""
+    if image.format == "JPEG":
+        long_edge, short_edge = max(image.size), min(image.size)
+        wanted_long = policy.web_long_edge
+        wanted_short = max(1, wanted_long * short_edge // long_edge)
+        image.draft("RGB" if image.mode == "RGB" else None,
+                    (wanted_long, wanted_short) if image.size[0] >= image.size[1] else (wanted_short, wanted_long))
+    try:
+        image.load()
+    except (OSError, SyntaxError) as exc:
+        raise TruncatedFileError(src, f"the {image.format} is truncated or damaged ({exc})",
+                                 hint="upload the original photo again") from None
+    icc = image.info.get("icc_profile")
+    im = image
+    if image.getexif().get_ifd(0x8825):
+        notes.append("GPS location removed")
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit grey: scale to 8-bit (a plain convert("L") clips everything above 255 to white).
+        im = im.convert("I").point(lambda value: value / 256).convert("L")
+        notes.append("reduced 16-bit to 8-bit")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, "white")
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        im = flat
+        notes.append("transparency flattened onto white")
+    if icc:
+        try:
+            source_profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            im = ImageCms.profileToProfile(im, source_profile, _srgb(), outputMode="RGB")
+            notes.append("colour profile converted to sRGB")
+        except (ImageCms.PyCMSError, OSError):
+            notes.append("unreadable colour profile ignored")
+    if im.mode == "CMYK":
+        notes.append("converted from CMYK")
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    return im
+
+
+@functools.lru_cache(maxsize=1)
+def _srgb() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _fit(im: Image.Image, long_edge: int) -> Image.Image:
+    scale = long_edge / max(im.size)
+    if scale >= 1:
+        return im.copy()
+    size = (max(1, round(im.size[0] * scale)), max(1, round(im.size[1] * scale)))
+    # Bicubic with a box pre-reduction beyond 2×: Pillow's own speed/quality balance for downscaling.
+    return im.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
+
+
+def _save_clean(im: Image.Image, dst: Path, quality: int) -> None:
+    """Write a JPEG with no EXIF, ICC, XMP or comment: a fresh info dict means Pillow has nothing to copy."""
+    im.info = {}
+    partial = dst.with_suffix(".partial.jpg")
+    im.save(partial, "JPEG", quality=quality, optimize=False, progressive=False)
+    os.replace(partial, dst)
+
+
+def _watermark(im: Image.Image, policy: PhotoPolicy) -> None:
+    stamp = _stamp(policy, im.size[0])
+    margin = max(8, im.size[0] // 80)
+    im.paste(stamp, (im.size[0] - stamp.size[0] - margin, im.size[1] - stamp.size[1] - margin), stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _stamp(policy: PhotoPolicy, image_width: int) -> Image.Image:
+    """Logo and text composed once per policy and width (reused for every photo of a batch)."""
+    parts: list[Image.Image] = []
+    if policy.watermark_logo:
+        logo = Image.open(policy.watermark_logo).convert("RGBA")
+        logo_width = max(16, image_width // 8)
+        parts.append(logo.resize((logo_width, max(1, logo.size[1] * logo_width // logo.size[0])),
+                                 Image.Resampling.LANCZOS))
+    if policy.watermark_text:
+        text = unicodedata.normalize("NFC", policy.watermark_text)
+        font_path = resolve_font(policy.watermark_font, bold=True)
+        check_glyphs(font_path, text)
+        font = ImageFont.truetype(str(font_path), max(10, image_width // 45))
+        left, top, right, bottom = font.getbbox(text)
+        pad = 2
+        label = Image.new("RGBA", (right - left + 2 * pad + 2, bottom - top + 2 * pad + 2), (0, 0, 0, 0))
+        draw = ImageDraw.Draw(label)
+        draw.text((pad + 1 - left, pad + 1 - top), text, font=font, fill=(0, 0, 0, 140))  # shadow for light photos
+        draw.text((pad - left, pad - top), text, font=font, fill=(255, 255, 255, 200))
+        parts.append(label)
+    gap = 6
+    width = max(p.size[0] for p in parts)
+    height = sum(p.size[1] for p in parts) + gap * (len(parts) - 1)
+    stamp = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    y = 0
+    for part in parts:
+        stamp.alpha_composite(part, (width - part.size[0], y))
+        y += part.size[1] + gap
+    return stamp

@@ -1,0 +1,174 @@
+"""Run ffmpeg/ffprobe argv under our own supervision: timeout, `-progress` callbacks, SIGTERM→SIGKILL, stderr tail.
+
+ffmpeg-python builds the argv; its own `run()` has no timeout, and a stalled RTMP read would block a task forever."""
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from media.errors import FFmpegError, FFmpegTimeout
+
+STDERR_TAIL_LINES = 40
+# ffmpeg ignores a first SIGTERM while blocked in a network read (media-notes §2); give it this long, then KILL.
+TERM_GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One `-progress` block. `percent` is known only when the caller told the expected output duration."""
+
+    out_time_s: float
+    percent: float | None
+    speed: float | None
+    fps: float | None
+    bitrate_kbps: float | None
+    frame: int | None
+    done: bool
+
+
+@dataclass(frozen=True)
+class RunResult:
+    argv: list[str]
+    returncode: int
+    elapsed_s: float
+    stderr_tail: str
+    last_progress: Progress | None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def with_progress(argv: Sequence[str]) -> list[str]:
+    """Insert `-progress pipe:1` (machine-readable progress on stdout) and silence the interactive stats/stdin."""
+    argv = list(argv)
+    return [argv[0], "-nostdin", "-hide_banner", "-nostats", "-progress", "pipe:1", *argv[1:]]
+
+
+def parse_progress(fields: dict[str, str], expected_duration_s: float | None) -> Progress:
+    out_us = _number(fields.get("out_time_us")) or _number(fields.get("out_time_ms"))  # both are µs in ffmpeg
+    out_time_s = max(0.0, (out_us or 0.0) / 1e6)
+    percent = None
+    if expected_duration_s:
+        percent = min(100.0, 100.0 * out_time_s / expected_duration_s)
+    done = fields.get("progress") == "end"
+    if done and expected_duration_s:
+        percent = 100.0
+    return Progress(out_time_s=out_time_s, percent=percent,
+                    speed=_number(fields.get("speed", "").rstrip("x")),
+                    fps=_number(fields.get("fps")),
+                    bitrate_kbps=_number(fields.get("bitrate", "").replace("kbits/s", "")),
+                    frame=int(fields["frame"]) if fields.get("frame", "").isdigit() else None,
+                    done=done)
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "", "N/A") else None
+    except ValueError:
+        return None
+
+
+class FFmpegProcess:
+    """A started ffmpeg with progress parsing and a bounded stderr tail; used by `run_ffmpeg` and the relay."""
+
+    def __init__(self, argv: Sequence[str], *, expected_duration_s: float | None = None,
+                 on_progress: ProgressCallback | None = None):
+        self.argv = with_progress(argv)
+        self.expected_duration_s = expected_duration_s
+        self.on_progress = on_progress
+        self.last_progress: Progress | None = None
+        self.callback_error: Exception | None = None
+        self._tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self.started = time.monotonic()
+        # A new session: our signals reach ffmpeg only, and a terminal's Ctrl-C does not reach it twice.
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, start_new_session=True)
+        self._readers = [threading.Thread(target=self._read_progress, daemon=True),
+                         threading.Thread(target=self._read_stderr, daemon=True)]
+        for reader in self._readers:
+            reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stderr_tail(self) -> str:
+        return "\n".join(self._tail)
+
+    def _read_progress(self) -> None:
+        fields: dict[str, str] = {}
+        for raw in self.proc.stdout:
+            key, _, value = raw.decode("utf-8", "replace").strip().partition("=")
+            fields[key] = value
+            if key == "progress":  # the last line of each block
+                self.last_progress = parse_progress(fields, self.expected_duration_s)
+                if self.on_progress is not None and self.callback_error is None:
+                    try:
+                        self.on_progress(self.last_progress)
+                    except Exception as exc:  # keep draining the pipe, or ffmpeg would block on a full one
+                        self.callback_error = exc
+                fields = {}
+
+    def _read_stderr(self) -> None:
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line:
+                self._tail.append(line)
+
+    def wait(self, timeout: float | None) -> int:
+        returncode = self.proc.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=2)
+        return returncode
+
+    def stop(self, grace_s: float = TERM_GRACE_S) -> int:
+        """SIGTERM (ffmpeg finalises its output), then SIGKILL if it is stuck in a blocking read."""
+        if self.proc.poll() is None:
+            self._signal(signal.SIGTERM)
+            try:
+                return self.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+        return self.wait(None)
+
+    def _signal(self, signum: int) -> None:
+        try:
+            os.killpg(self.proc.pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def run_ffmpeg(argv: Sequence[str], *, timeout: float, path: str | os.PathLike, expected_duration_s: float | None = None,
+               on_progress: ProgressCallback | None = None) -> RunResult:
+    """Run to completion; raise FFmpegTimeout/FFmpegError naming `path` (the file the run is about) on failure."""
+    process = FFmpegProcess(argv, expected_duration_s=expected_duration_s, on_progress=on_progress)
+    try:
+        returncode = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.stop()
+        raise FFmpegTimeout(path, f"ffmpeg did not finish within {timeout:.0f} s and was stopped",
+                            stderr_tail=process.stderr_tail(), argv=process.argv) from None
+    except BaseException:
+        process.stop()  # an interrupted caller must not leave an orphan encoder behind
+        raise
+    if returncode != 0:
+        raise FFmpegError(path, f"ffmpeg exited with code {returncode}", stderr_tail=process.stderr_tail(),
+                          argv=process.argv)
+    if process.callback_error is not None:
+        raise process.callback_error
+    return RunResult(argv=process.argv, returncode=returncode, elapsed_s=time.monotonic() - process.started,
+                     stderr_tail=process.stderr_tail(), last_progress=process.last_progress)
+
+
+def run_capture(argv: Sequence[str], *, timeout: float, path: str | os.PathLike) -> subprocess.CompletedProcess:
+    """Run a short command (ffprobe, fc-query) with a timeout and return its output; never raises on exit code."""
+    try:
+        return subprocess.run(list(argv), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise FFmpegTimeout(path, f"{argv[0]} did not finish within {timeout:.0f} s", argv=list(argv)) from None
