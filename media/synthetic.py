@@ -108,3 +108,31 @@ def find_sync_marker(path: str | os.PathLike, start: float, window: float, *, ti
     if not flashes or not beeps:
         raise ValueError(f"{path}: no sync marker between {start:.2f} s and {start + window:.2f} s")
     return float(flashes[0]), float(beeps[0])
+
+
+def field_photo(dst: str | os.PathLike, label: str, *, size: tuple[int, int] = (2000, 1500),
+                gps: tuple[float, float] = (21.3089, 105.6046), seed: int = 0) -> Path:
+    """A phone-like JPEG from a field team: a labelled picture with camera EXIF and a GPS position (which the
+    pipeline must strip). `seed` varies the picture so every photo has its own content hash."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    dst = Path(dst)
+    hue = (seed * 47) % 255
+    image = Image.new("RGB", size, (hue, 90, 255 - hue))
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype(str(resolve_font()), size[1] // 12)
+    text = unicodedata.normalize("NFC", label)
+    check_glyphs(resolve_font(), text)
+    draw.rectangle((0, size[1] * 2 // 3, size[0], size[1]), fill=(0, 0, 0))
+    draw.text((size[0] // 20, size[1] * 2 // 3 + size[1] // 20), f"{text} · #{seed}", font=font, fill=(255, 255, 255))
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "PhoneMaker", "Field Phone"
+    position = exif.get_ifd(0x8825)
+
+    def dms(value: float) -> tuple[float, float, float]:
+        degrees, rest = int(value), (value - int(value)) * 60
+        return float(degrees), float(int(rest)), round((rest - int(rest)) * 60, 2)
+
+    position.update({1: "N", 2: dms(gps[0]), 3: "E", 4: dms(gps[1])})
+    image.save(dst, "JPEG", quality=88, exif=exif)
+    return dst

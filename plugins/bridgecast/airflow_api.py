@@ -100,6 +100,14 @@ class AirflowAPI:
             body["dag_run_id"] = run_id
         return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
 
+    def active_runs(self, dag_id: str) -> list[dict]:
+        return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns",
+                            params={"state": ["queued", "running"], "limit": 100})["dag_runs"]
+
+    def set_run_state(self, dag_id: str, run_id: str, state: str) -> dict:
+        """Mark a run success/failed/queued (as the UI's "Mark as" does)."""
+        return self.request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json={"state": state})
+
     def run(self, dag_id: str, run_id: str) -> dict:
         return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
 

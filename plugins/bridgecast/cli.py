@@ -104,7 +104,9 @@ def cmd_wiring(args) -> int:
 
 
 def cmd_rehearsal(args) -> int:
-    return cmd_wiring(args)
+    from bridgecast.rehearsal import main_options, run
+
+    return run(_stack(args), main_options(args))
 
 
 def cmd_keys_show(args) -> int:
@@ -145,8 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("down", help="stop what `up` started").set_defaults(func=cmd_down)
     sub.add_parser("status", help="which services run").set_defaults(func=cmd_status)
     sub.add_parser("wiring", help="stack up + run the wiring DAG through the scheduler").set_defaults(func=cmd_wiring)
-    sub.add_parser("rehearsal", help="the main job: stack up and a full run on the embedded defaults").set_defaults(
-        func=cmd_rehearsal)
+    rehearsal = sub.add_parser("rehearsal", help="the main job: a full launch dress rehearsal on the embedded stack")
+    rehearsal.add_argument("--points", type=int, default=64, help="connection points to stream (default 64)")
+    rehearsal.add_argument("--minutes", type=float, default=3.0, help="event length in minutes (default 3)")
+    rehearsal.add_argument("--fail-point", metavar="ID", help="a point whose feed is missing at preflight (no-go) "
+                                                              "and only starts after T0")
+    rehearsal.add_argument("--drop-point", metavar="ID", help="a point whose feed drops in the middle of the event")
+    rehearsal.add_argument("--timeout", type=float, default=30.0, help="give up after this many minutes")
+    rehearsal.set_defaults(func=cmd_rehearsal)
 
     config = sub.add_parser("config", help="event configuration").add_subparsers(dest="config_cmd", required=True)
     check = config.add_parser("check", help="validate event files")

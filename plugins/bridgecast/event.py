@@ -216,11 +216,17 @@ StrictYAMLLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 
 def load_event(path: str | Path) -> Event:
     path = Path(path)
-    source = str(path)
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=StrictYAMLLoader)
+        data = path.read_bytes()
     except FileNotFoundError:
-        raise EventConfigError(source, ["file not found — pass the path of an event YAML file"]) from None
+        raise EventConfigError(str(path), ["file not found — pass the path of an event YAML file"]) from None
+    return load_event_bytes(data, str(path))
+
+
+def load_event_bytes(data: bytes, source: str) -> Event:
+    """An event from YAML bytes (a file, or the copy a launch run keeps in S3); `source` names it in errors."""
+    try:
+        raw = yaml.load(data.decode("utf-8"), Loader=StrictYAMLLoader)
     except UnicodeDecodeError as exc:
         raise EventConfigError(source, [f"not UTF-8 ({exc.reason}) — save the file as UTF-8"]) from None
     except yaml.YAMLError as exc:
