@@ -106,7 +106,7 @@ def cmd_wiring(args) -> int:
 def cmd_rehearsal(args) -> int:
     from bridgecast.rehearsal import main_options, run
 
-    return run(_stack(args), main_options(args))
+    return 0 if run(_stack(args), main_options(args)).ok else 1
 
 
 def cmd_keys_show(args) -> int:

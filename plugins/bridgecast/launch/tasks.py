@@ -418,8 +418,8 @@ def publish_fanpage_post(plan: dict, recap: dict | None, galleries: dict | None)
         photos = _photos(storage, (galleries or {}).get("selection", []), tmp, FANPAGE_PHOTOS)
         if photos:
             made.append(_publish(plan, "fanpage", Publication(
-                event_id=event.id, key=FANPAGE_PHOTOS_KEY, kind="post", title=event.short_title,
-                body=f"📸 {event.short_title}\n\n{event.theme}\n\n" + "\n".join(f"#{t}" for t in ("BHXH", "BHYT")),
+                event_id=event.id, key=FANPAGE_PHOTOS_KEY, kind="post", title=f"📸 {event.short_title}",
+                body=f"{event.theme}\n\n" + " ".join(f"#{t}" for t in ("BHXHToànDân", "BHXHTựNguyện")),
                 media=photos)))
         if recap:
             video = _media_file(storage, recap["recap_key"], tmp / "recap.mp4", "video/mp4")
