@@ -133,6 +133,27 @@ def add_lower_third(src: str | os.PathLike, dst: str | os.PathLike, text: str, *
     return dst
 
 
+def fit_line(text: str, font: Path, px: int, max_width: int, *, min_px: int = 8) -> list[tuple[str, int]]:
+    """Rows (text, font size) that fit `max_width`: as is; else split in two at the space nearest the middle;
+    then shrunk until the widest row fits. A long theme on a small rehearsal frame must not run off the card."""
+    from PIL import ImageFont
+
+    def width(part: str, size: int) -> float:
+        return ImageFont.truetype(str(font), size).getlength(part)
+
+    if width(text, px) <= max_width:
+        return [(text, px)]
+    rows = [text]
+    spaces = [i for i, ch in enumerate(text) if ch == " "]
+    if spaces:
+        cut = min(spaces, key=lambda i: abs(i - len(text) / 2))
+        rows = [text[:cut], text[cut + 1:]]
+    size = px
+    while size > min_px and max(width(r, size) for r in rows) > max_width:
+        size -= 1
+    return [(r, size) for r in rows]
+
+
 def card_key(*parts: object) -> str:
     """Content hash of everything that changes a card's bytes: the cache key for rerun-friendly recaps."""
     blob = repr((parts, CARD_FRAMES, _STILL_X264_PARAMS)).encode("utf-8")
@@ -224,12 +245,16 @@ def _encode_cards(jobs: Sequence[tuple[Path, CardText, int]], profile: HouseProf
         for number, (dst, text, audio_packets) in enumerate(jobs):
             video = backgrounds[number]
             for index, (line, role, size, y) in enumerate(text.lines()):
-                textfile = Path(tmp) / f"card{number}-line{index}.txt"
-                textfile.write_text(line, encoding="utf-8")
-                video = video.drawtext(textfile=str(textfile), expansion="none",
-                                       fontfile=str(bold if role == "title" else regular),
-                                       fontsize=max(8, round(profile.height * size)), fontcolor=style.color,
-                                       x="(w-text_w)/2", y=f"h*{y}-text_h/2")
+                font = bold if role == "title" else regular
+                rows = fit_line(line, font, max(8, round(profile.height * size)), round(profile.width * 0.92))
+                for row, (part, px) in enumerate(rows):
+                    textfile = Path(tmp) / f"card{number}-line{index}-{row}.txt"
+                    textfile.write_text(part, encoding="utf-8")
+                    # A wrapped title grows upwards and a wrapped subtitle downwards, so they never meet.
+                    shift = (row - (len(rows) - 1) if role == "title" else row) * 1.25 * px
+                    video = video.drawtext(textfile=str(textfile), expansion="none", fontfile=str(font),
+                                           fontsize=px, fontcolor=style.color,
+                                           x="(w-text_w)/2", y=f"h*{y}-text_h/2+{shift:.1f}")
             video = video.filter("format", profile.pix_fmt)
             if frames > 1:
                 # Draw once, then repeat the finished frame: drawtext and colour conversion run for 1 frame only.

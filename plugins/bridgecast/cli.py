@@ -63,11 +63,8 @@ def cmd_status(args) -> int:
 
 
 def _print_login(stack) -> None:
-    from bridgecast.stack.env import airflow_passwords
-
-    passwords = airflow_passwords(stack.layout, stack.secrets)
-    print(f"Airflow UI: http://127.0.0.1:{stack.layout.ports.airflow}/  login admin / {passwords['admin']}"
-          f"   (approver / {passwords['approver']})")
+    print(f"Airflow UI: http://127.0.0.1:{stack.layout.ports.airflow}/  users admin, approver — passwords in "
+          f"{stack.layout.secrets / 'airflow-passwords.json'}")
 
 
 def _api(stack):

@@ -189,3 +189,16 @@ def test_every_frame_of_a_recap_card_shows_its_text(recap, tmp_path):
     assert mean_difference(shots[0], plain, (0, 0, *plain.size)) > 3  # the text is there
     for shot in shots[1:]:
         assert mean_difference(shots[0], shot, (0, 0, *plain.size)) < 1
+
+
+def test_a_long_title_is_wrapped_and_shrunk_to_fit_a_small_frame():
+    from PIL import ImageFont
+
+    from media.cards import fit_line
+
+    font = media.resolve_font(bold=True)
+    theme = "Chính sách BHXH - Điểm tựa an sinh của NLĐ và nhân dân"
+    rows = fit_line(theme, font, 20, 392)
+    assert len(rows) == 2 and " ".join(r for r, _ in rows) == theme
+    assert all(ImageFont.truetype(str(font), px).getlength(r) <= 392 for r, px in rows)
+    assert fit_line("Hà Nội", font, 20, 392) == [("Hà Nội", 20)]
