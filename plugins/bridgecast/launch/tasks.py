@@ -476,14 +476,16 @@ def write_summary(plan: dict, preflight: dict | None, went_live: dict | None, mo
     publications = [{"channel": r.channel, "key": r.pub_key, "status": r.status, "url": r.url,
                      "remote_id": r.remote_id, "attempts": r.attempts} for r in rows]
     made = {(r.channel, r.pub_key) for r in rows if r.status == "published"}
+    expected = [e for e in EXPECTED_PUBLICATIONS  # no photo post is expected when no team sent a usable photo
+                if e != ("fanpage", FANPAGE_PHOTOS_KEY) or (galleries or {}).get("selection")]
     summary = {
         "event_id": plan["event_id"], "title": plan["title"], "t0": plan["t0"],
         "go_live_delta_s": (went_live or {}).get("delta_s"),
         "points_live": sum(1 for p in points if p["live_detected_at"]), "points_total": len(plan["points"]),
         "preflight_no_go": sorted(no_go),
-        "publications_expected": len(EXPECTED_PUBLICATIONS),
-        "publications_made": len(made & set(EXPECTED_PUBLICATIONS)),
-        "publications_missing": [f"{c}:{k}" for c, k in EXPECTED_PUBLICATIONS if (c, k) not in made],
+        "publications_expected": len(expected),
+        "publications_made": len(made & set(expected)),
+        "publications_missing": [f"{c}:{k}" for c, k in expected if (c, k) not in made],
         "recap": recap, "points": points, "publications": publications,
     }
     text = summary_markdown(summary)
