@@ -1,4 +1,4 @@
-"""Every DAG file imports cleanly and parses fast (DAG files only wire; logic lives in plugins/ and media/)."""
+"""Every DAG file imports cleanly and only wires (logic lives in plugins/ and media/, imported inside tasks)."""
 from __future__ import annotations
 
 import subprocess
@@ -19,8 +19,10 @@ path = sys.argv[1]
 t0 = time.perf_counter()
 bag = DagBag(dag_folder=path)
 elapsed = time.perf_counter() - t0
+heavy = sorted(m for m in ("media", "PIL", "ffmpeg", "bridgecast.channels", "bridgecast.ledger",
+                            "bridgecast.launch.tasks", "bridgecast.ingest.processing") if m in sys.modules)
 print(json.dumps({"seconds": elapsed, "errors": {k: str(v) for k, v in bag.import_errors.items()},
-                  "dags": sorted(bag.dag_ids)}))
+                  "dags": sorted(bag.dag_ids), "heavy": heavy}))
 """
 
 
@@ -29,7 +31,10 @@ def test_there_are_dag_files():
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=[p.name for p in DAG_FILES])
-def test_dag_file_imports_without_errors_in_under_a_second(path, tmp_path):
+def test_dag_file_imports_without_errors_and_without_heavy_modules(path, tmp_path):
+    """Parse speed is a benchmark (bench/dag_parse.py); here the usual cause of slow parsing is ruled out: task
+    code, ffmpeg/Pillow and the channels are imported inside tasks, never when the file is parsed. (boto3 is not
+    checked: the amazon provider loads it for `s3://` asset URIs.)"""
     import json
 
     env = {"PYTHONPATH": f"{REPO}:{REPO / 'plugins'}", "PATH": "/usr/bin:/bin", "AIRFLOW_HOME": str(tmp_path),
@@ -42,4 +47,4 @@ def test_dag_file_imports_without_errors_in_under_a_second(path, tmp_path):
     print(f"{path.name}: parsed in {result['seconds'] * 1000:.0f} ms → {result['dags']}")
     assert not result["errors"], result["errors"]
     assert result["dags"], f"{path.name} defines no DAG"
-    assert result["seconds"] < 1.0
+    assert result["heavy"] == [], f"{path.name} imports {result['heavy']} at parse time: import inside the task"
