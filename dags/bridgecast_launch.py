@@ -188,7 +188,7 @@ def bridgecast_launch():
         return write_summary(plan, preflight, went_live, monitor, recap, galleries)
 
     ended = end_live_video(plan, live)
-    [wait_end, monitoring, relay] >> ended
+    [wait_end, monitoring, relay, went_live] >> ended  # never end a live that go-live has not finished with
     highlights = build_highlight.partial(monitor=monitoring).expand(point=points)
     wait_end >> highlights
     recap = build_recap(plan, highlights)

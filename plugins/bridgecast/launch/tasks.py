@@ -9,11 +9,15 @@ import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bridgecast.event import Event
 from bridgecast.launch.observe import IngestObserver
 from bridgecast.launch.plan import at, plan_event, sleep_until
 from bridgecast.storage import Storage, processed_key, sha256_file
+
+if TYPE_CHECKING:
+    from bridgecast.channels.base import MediaFile
 
 log = logging.getLogger(__name__)
 
@@ -301,8 +305,9 @@ def build_galleries(plan: dict) -> dict:
 
     event = _event(plan)
     manifests = ManifestStore(Storage.from_connection())
+    photos = _drained_photo_manifests(manifests, plan["event_id"])
     per_point: dict[str, dict] = {}
-    for m in manifests.iter_manifests(plan["event_id"], kind="photo"):
+    for m in photos:
         entry = per_point.setdefault(m["point_id"], {"received": 0, "processed": 0, "quarantined": 0, "photos": [],
                                                      "rejected": []})
         entry["received"] += 1
@@ -321,6 +326,28 @@ def build_galleries(plan: dict) -> dict:
     return {"key": key, "points": {pid: {k: e[k] for k in ("name", "received", "processed", "quarantined")}
                                    for pid, e in per_point.items()},
             "selection": select_photos(per_point, PORTAL_GALLERY_SIZE)}
+
+
+GALLERY_DRAIN_S = 240  # how long the galleries wait for photos still being processed by bridgecast_ingest
+
+
+def _drained_photo_manifests(manifests, event_id: str) -> list[dict]:
+    """The event's photo manifests once none is still `received` (the ingest DAG is behind, e.g. busy with
+    recordings): photos sent before the end belong in the galleries. After the bounded wait, go with what is
+    processed and say which are still pending — they stay in S3 and a rerun of this task picks them up."""
+    deadline = time.monotonic() + GALLERY_DRAIN_S
+    while True:
+        photos = list(manifests.iter_manifests(event_id, kind="photo"))
+        pending = [m for m in photos if m["status"] == "received"]
+        if not pending:
+            return photos
+        if time.monotonic() > deadline:
+            log.warning("%d photo(s) still unprocessed after %ss, left out of the galleries (rerun this task to "
+                        "add them): %s", len(pending), GALLERY_DRAIN_S,
+                        ", ".join(f"{m['point_id']}/{m.get('original_name')}" for m in pending[:20]))
+            return photos
+        log.info("waiting for %d photo(s) still being processed", len(pending))
+        time.sleep(5)
 
 
 PORTAL_GALLERY_SIZE = 12
@@ -347,7 +374,7 @@ PORTAL_KEY, FANPAGE_PHOTOS_KEY, FANPAGE_VIDEO_KEY, PRESS_KEY = (
     "launch/portal-article", "launch/fanpage-photos", "launch/fanpage-recap-video", "launch/press-kit")
 
 
-def _media_file(storage: Storage, key: str, dst: Path, content_type: str, caption: str = "") -> "MediaFile":
+def _media_file(storage: Storage, key: str, dst: Path, content_type: str, caption: str = "") -> MediaFile:
     from bridgecast.channels.base import MediaFile
 
     path = storage.download_file(key, dst)
