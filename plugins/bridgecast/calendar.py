@@ -2,12 +2,14 @@
 
 Staff write local times (the file's time zone, Asia/Ho_Chi_Minh by default); everything is held in UTC.
 Media are explicit S3 keys or a selector ("the 6 newest processed photos of point X") resolved at publish time.
+Two publishing limits can be set per file (and `media_wait_minutes` per post): how long a due post waits for its
+media before failing, and how late a post may still go out (a pre-announcement is wrong a day later).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -17,7 +19,11 @@ from bridgecast.event import StrictYAMLLoader, nfc
 
 CHANNEL_NAMES = ("portal", "fanpage")
 _POST_ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-_POST_FIELDS = ("id", "channels", "title", "body", "publish_at", "media", "link", "approval_required", "excerpt")
+_POST_FIELDS = ("id", "channels", "title", "body", "publish_at", "media", "link", "approval_required", "excerpt",
+                "media_wait_minutes")
+_FILE_FIELDS = ("event", "timezone", "media_wait_minutes", "late_limit_minutes", "posts")
+DEFAULT_MEDIA_WAIT = timedelta(minutes=30)
+DEFAULT_LATE_LIMIT = timedelta(hours=2)
 _SELECTOR_FIELDS = ("point", "points", "newest", "rendition")
 
 
@@ -50,6 +56,8 @@ class PlannedPost:
     approval_required: bool = False
     excerpt: str = ""
     timezone: str = "Asia/Ho_Chi_Minh"
+    media_wait: timedelta = DEFAULT_MEDIA_WAIT  # a due post waits this long for its media, then fails
+    late_limit: timedelta = DEFAULT_LATE_LIMIT  # never published more than this after its time (reported missed)
 
     @property
     def publication_key(self) -> str:
@@ -108,22 +116,27 @@ def _parse_file(raw: dict, source: str, known_points: set[str] | None) -> tuple[
         tz = ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
         return [], [f"{source}: timezone: unknown time zone {tz_name!r} — use e.g. 'Asia/Ho_Chi_Minh'"]
-    unknown = set(raw) - {"event", "timezone", "posts"}
-    problems += [f"{source}: {k}: unknown field" for k in sorted(unknown)]
+    unknown = set(raw) - set(_FILE_FIELDS)
+    problems += [f"{source}: {k}: unknown field; allowed: {', '.join(_FILE_FIELDS)}" for k in sorted(unknown)]
+    limits = {}
+    for fld, default in (("media_wait_minutes", DEFAULT_MEDIA_WAIT), ("late_limit_minutes", DEFAULT_LATE_LIMIT)):
+        limits[fld] = _minutes(raw.get(fld), default,
+                               lambda problem, f=fld: problems.append(f"{source}: {f}: {problem}"))
     entries = raw.get("posts")
     if not isinstance(entries, list):
         return [], problems + [f"{source}: posts: missing — give a list of posts"]
     posts = []
     for i, entry in enumerate(entries):
-        post, post_problems = _parse_post(entry, i, source, tz, tz_name, known_points)
+        post, post_problems = _parse_post(entry, i, source, tz, tz_name, known_points, limits)
         problems += post_problems
         if post:
             posts.append(post)
     return posts, problems
 
 
-def _parse_post(entry, index: int, source: str, tz: ZoneInfo, tz_name: str,
-                known_points: set[str] | None) -> tuple[PlannedPost | None, list[str]]:
+def _parse_post(entry, index: int, source: str, tz: ZoneInfo, tz_name: str, known_points: set[str] | None,
+                limits: dict | None = None) -> tuple[PlannedPost | None, list[str]]:
+    limits = limits or {"media_wait_minutes": DEFAULT_MEDIA_WAIT, "late_limit_minutes": DEFAULT_LATE_LIMIT}
     if not isinstance(entry, dict):
         return None, [f"{source}: posts[{index}]: must be a mapping of fields"]
     label = f"post '{entry.get('id')}'" if entry.get("id") else f"posts[{index}]"
@@ -161,12 +174,23 @@ def _parse_post(entry, index: int, source: str, tz: ZoneInfo, tz_name: str,
     approval = entry.get("approval_required", False)
     if not isinstance(approval, bool):
         bad("approval_required", "must be true or false")
+    media_wait = _minutes(entry.get("media_wait_minutes"), limits["media_wait_minutes"],
+                          lambda problem: bad("media_wait_minutes", problem))
     if problems:
         return None, problems
     return PlannedPost(id=post_id, source=source, channels=tuple(dict.fromkeys(channels)), title=nfc(title.strip()),
                        body=nfc(body.strip()), publish_at=publish_at, media_keys=keys, media_selector=selector,
                        link=link, approval_required=approval, excerpt=nfc(str(entry.get("excerpt") or "")),
-                       timezone=tz_name), []
+                       timezone=tz_name, media_wait=media_wait, late_limit=limits["late_limit_minutes"]), []
+
+
+def _minutes(value, default: timedelta, bad) -> timedelta:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 7 * 24 * 60:
+        bad(f"{value!r} must be a number of minutes from 0 to 10080 (7 days)")
+        return default
+    return timedelta(minutes=value)
 
 
 def _publish_at(value, tz: ZoneInfo, bad) -> datetime | None:

@@ -61,3 +61,29 @@ def test_other_events_calendars_are_ignored(tmp_path):
     path = tmp_path / "other.yaml"
     path.write_text("event: another-event\nposts: []\n", encoding="utf-8")
     assert load_calendar([path], EVENT.id, POINTS).posts == ()
+
+
+def test_publishing_limits_default_and_can_be_set_per_file_and_per_post(tmp_path):
+    from datetime import timedelta
+
+    path = tmp_path / "limits.yaml"
+    path.write_text("event: bhxh-vinhphuc-2020\nmedia_wait_minutes: 10\nlate_limit_minutes: 45\nposts:\n" + GOOD +
+                    "  - {id: b-post, channels: both, title: T, body: B, publish_at: 2020-05-23 09:00, "
+                    "media_wait_minutes: 0.5}\n", encoding="utf-8")
+    first, second = load_calendar([path], EVENT.id, POINTS).posts
+    assert (first.media_wait, first.late_limit) == (timedelta(minutes=10), timedelta(minutes=45))
+    assert second.media_wait == timedelta(seconds=30)
+    default = load_calendar([_write(tmp_path, GOOD)], EVENT.id, POINTS).posts[0]
+    assert (default.media_wait, default.late_limit) == (timedelta(minutes=30), timedelta(hours=2))
+
+
+@pytest.mark.parametrize("text,where", [
+    ("late_limit_minutes: -5\n", "late_limit_minutes: -5 must be a number of minutes"),
+    ("media_wait_minutes: soon\n", "media_wait_minutes: 'soon' must be a number of minutes"),
+])
+def test_bad_publishing_limits_name_the_field(tmp_path, text, where):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"event: bhxh-vinhphuc-2020\n{text}posts:\n" + GOOD, encoding="utf-8")
+    with pytest.raises(CalendarError) as err:
+        load_calendar([path], EVENT.id, POINTS)
+    assert any(p.startswith(f"{path}: {where}") for p in err.value.problems), err.value.problems
