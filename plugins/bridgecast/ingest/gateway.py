@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, File, Form, Header, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
@@ -150,6 +151,15 @@ def create_app(gateway: Gateway | None = None) -> FastAPI:
 
     app = FastAPI(title="Bridgecast ingest gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.gateway = gateway
+
+    @app.exception_handler(BotoCoreError)
+    @app.exception_handler(ClientError)
+    async def storage_unavailable(request: Request, exc: Exception):
+        # S3 down or full: nothing was lost (a session keeps its bytes in the spool), so say "retry", not "500".
+        log.error("storage error on %s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": "Kho lưu trữ tạm thời chưa nhận được tệp — trang sẽ tự gửi lại; nếu vẫn lỗi, "
+                                       "báo ban tổ chức (storage unavailable, retry later)"},
+                            status_code=503, headers={"Retry-After": "10"})
 
     def gw(request: Request) -> Gateway:
         return request.app.state.gateway

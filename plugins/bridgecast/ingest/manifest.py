@@ -6,6 +6,7 @@ the reason). Writers never clobber each other: every update is a conditional PUT
 """
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -35,12 +36,19 @@ class ManifestStore:
         self.storage = storage
 
     def get(self, event_id: str, point_id: str, sha256: str) -> dict | None:
+        found = self.get_versioned(event_id, point_id, sha256)
+        return found[0] if found else None
+
+    def get_versioned(self, event_id: str, point_id: str, sha256: str) -> tuple[dict, str] | None:
+        """(manifest, ETag): pass it to update() as `base` to save the re-read when nobody wrote in between."""
         try:
-            return self.storage.get_json(manifest_key(event_id, point_id, sha256))
+            obj = self.storage.client.get_object(Bucket=self.storage.bucket,
+                                                 Key=manifest_key(event_id, point_id, sha256))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
             raise
+        return json.loads(obj["Body"].read()), obj["ETag"]
 
     def record_receipt(self, *, event_id: str, point_id: str, kind: str, sha256: str, size: int, key: str,
                        content_type: str, receipt: dict) -> tuple[dict, bool]:
@@ -64,17 +72,24 @@ class ManifestStore:
 
         return self.update(event_id, point_id, sha256, add_receipt), False
 
-    def update(self, event_id: str, point_id: str, sha256: str, change: Callable[[dict], dict],
-               attempts: int = 20) -> dict:
-        """Read-modify-write with optimistic concurrency (If-Match on the ETag)."""
+    def update(self, event_id: str, point_id: str, sha256: str, change: Callable[[dict], dict | None],
+               attempts: int = 20, base: tuple[dict, str] | None = None) -> dict:
+        """Read-modify-write with optimistic concurrency (If-Match on the ETag); `base` is a (manifest, ETag)
+        the caller already read, tried first. `change` returns None for "nothing to change" (no write)."""
         mkey = manifest_key(event_id, point_id, sha256)
         client, bucket = self.storage.client, self.storage.bucket
         for attempt in range(attempts):
-            obj = client.get_object(Bucket=bucket, Key=mkey)
-            manifest = change(json.loads(obj["Body"].read()))
+            if base is not None and attempt == 0:
+                current, etag = copy.deepcopy(base[0]), base[1]
+            else:
+                obj = client.get_object(Bucket=bucket, Key=mkey)
+                current, etag = json.loads(obj["Body"].read()), obj["ETag"]
+            manifest = change(current)
+            if manifest is None:
+                return current
             body = json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True).encode()
             try:
-                client.put_object(Bucket=bucket, Key=mkey, Body=body, IfMatch=obj["ETag"],
+                client.put_object(Bucket=bucket, Key=mkey, Body=body, IfMatch=etag,
                                   ContentType="application/json; charset=utf-8")
                 return manifest
             except ClientError as exc:
@@ -83,15 +98,19 @@ class ManifestStore:
                 time.sleep(0.05 * (attempt + 1))  # someone else wrote first: re-read and re-apply
         raise ManifestConflict(f"could not update {mkey} after {attempts} concurrent-write retries")
 
-    def set_status(self, event_id: str, point_id: str, sha256: str, status: str, **fields) -> dict:
-        def apply(manifest: dict) -> dict:
+    def set_status(self, event_id: str, point_id: str, sha256: str, status: str, *,
+                   base: tuple[dict, str] | None = None, **fields) -> dict:
+        """Move to `status`, once: an asset another task already finished keeps that outcome and its history."""
+        def apply(manifest: dict) -> dict | None:
+            if manifest["status"] in (PROCESSED, QUARANTINED):
+                return None
             manifest.update(fields)
             manifest["status"] = status
             manifest["history"].append({"at": _now(), "status": status,
                                         **({"reason": fields["reason"]} if fields.get("reason") else {})})
             return manifest
 
-        return self.update(event_id, point_id, sha256, apply)
+        return self.update(event_id, point_id, sha256, apply, base=base)
 
     def iter_manifests(self, event_id: str, point_id: str | None = None, kind: str | None = None) -> Iterator[dict]:
         """Manifests of an event (optionally one point / one kind)."""

@@ -24,6 +24,7 @@ class AssetNotifier:
         self.outbox.mkdir(parents=True, exist_ok=True)
         self._api_factory = api_factory  # built lazily: the gateway must start even when Airflow is down
         self._api = None
+        self._asset_ids: dict[str, int] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -48,15 +49,23 @@ class AssetNotifier:
             for path in sorted(self.outbox.glob("*.json")):
                 entry = json.loads(path.read_text())
                 try:
-                    if self._api is None:
-                        self._api = self._api_factory()
-                    self._api.create_asset_event(entry["uri"], entry["extra"])
+                    self._deliver(entry)
                 except Exception as exc:  # Airflow unreachable, restarting, or the DAG not parsed yet
+                    self._asset_ids.clear()  # e.g. the asset was re-registered: look its id up again
                     log.warning("asset event for %s not delivered yet (%s); %d queued", entry["extra"].get("key"),
                                 exc, self.pending())
                     return self.pending()
                 path.unlink()
             return 0
+
+    def _deliver(self, entry: dict) -> None:
+        if self._api is None:
+            self._api = self._api_factory()
+        # The asset's id is looked up once, not per event: a burst of uploads costs Airflow one call per photo.
+        if entry["uri"] not in self._asset_ids:
+            self._asset_ids[entry["uri"]] = self._api.asset_id(entry["uri"])
+        self._api.request("POST", "/api/v2/assets/events",
+                          json={"asset_id": self._asset_ids[entry["uri"]], "extra": entry["extra"]})
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="asset-notifier", daemon=True)

@@ -14,9 +14,11 @@ from pathlib import Path
 from bridgecast.ingest.keys import PointIdentity
 from bridgecast.ingest.manifest import ManifestStore
 from bridgecast.ingest.notify import AssetNotifier
-from bridgecast.storage import Storage, raw_key, sha256_file
+from bridgecast.storage import MULTIPART_THRESHOLD, Storage, raw_key, sha256_file
 
 log = logging.getLogger(__name__)
+
+SINGLE_PUT_BYTES = MULTIPART_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,11 @@ class Receiver:
             return Received(sha256, existing["key"], size, False, manifest)
 
         key = raw_key(who.event_id, who.point_id, kind, datetime.now(timezone.utc), sha256, ext)
-        self.storage.upload_file(path, key, content_type=content_type, if_absent=True, sha256=sha256)
+        if size <= SINGLE_PUT_BYTES:  # a photo: one conditional PUT (S3 checks its SHA-256), no multipart threads
+            self.storage.put_bytes(key, path.read_bytes(), content_type=content_type, if_absent=True,
+                                   metadata={"sha256": sha256})
+        else:
+            self.storage.upload_file(path, key, content_type=content_type, if_absent=True, sha256=sha256)
         manifest, created = self.manifests.record_receipt(
             event_id=who.event_id, point_id=who.point_id, kind=kind, sha256=sha256, size=size, key=key,
             content_type=content_type, receipt=receipt)

@@ -1,0 +1,264 @@
+"""Process raw assets announced by the gateway: validate with the media toolkit, derive renditions, or quarantine.
+
+Idempotent per asset: a manifest already `processed` or `quarantined` is left alone, so reruns and duplicate
+asset events cost one S3 read each. Work happens in a temporary directory that is gone when the task ends;
+everything that must outlive the task is in S3. Airflow-free except `linger_feed`, which reads the task context
+the DAG hands it.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from bridgecast.event import MediaSettings
+from bridgecast.ingest.manifest import PROCESSED, QUARANTINED, ManifestStore
+from bridgecast.storage import Storage, processed_key
+
+log = logging.getLogger(__name__)
+
+# Photos per mapped task. A task costs seconds of start-up (interpreter, DAG parse, clients) whatever it does,
+# so a burst is cut into at most PHOTO_SPREAD batches (enough to keep a small deployment's task slots busy)
+# until batches reach PHOTO_CHUNK_MAX; a quiet moment's few photos go in one batch.
+PHOTO_CHUNK_MIN, PHOTO_CHUNK_MAX, PHOTO_SPREAD = 16, 64, 4
+PHOTO_WORKERS = 3  # threads per task (see process_batch)
+# A run's first task stays on for new arrivals (see process_batch and _linger): it polls every LINGER_POLL_S
+# while fewer than LINGER_BACKLOG assets wait in it, ends when none came for LINGER_IDLE_S, and never stays
+# longer than LINGER_MAX_S.
+LINGER_POLL_S, LINGER_IDLE_S, LINGER_MAX_S, LINGER_BACKLOG = 1.0, 5.0, 300.0, 4 * PHOTO_WORKERS
+EVENT_FIELDS = ("event", "point", "kind", "key", "sha256")  # what the gateway puts in every asset event
+
+
+def photo_chunk(count: int) -> int:
+    return min(PHOTO_CHUNK_MAX, max(PHOTO_CHUNK_MIN, math.ceil(count / PHOTO_SPREAD)))
+
+
+def announced(events: list[dict]) -> list[dict]:
+    """The assets a run's asset events announce, each once, in arrival order (trimmed to EVENT_FIELDS)."""
+    seen, unique = set(), []
+    for extra in events:
+        if not all(extra.get(f) for f in EVENT_FIELDS):
+            log.warning("ignoring an asset event without %s (not from the gateway?): %s", "/".join(EVENT_FIELDS), extra)
+            continue
+        if extra["sha256"] not in seen:  # the same asset announced twice (outbox redelivery, a late event)
+            seen.add(extra["sha256"])
+            unique.append({f: extra[f] for f in EVENT_FIELDS})
+    return unique
+
+
+def plan_batches(items: list[dict], chunk: int | None = None) -> list[list[dict]]:
+    """Group assets into task-sized batches: photos in chunks, each video/recording alone.
+
+    Photos are dealt out in turn (1st to batch 0, 2nd to batch 1, …): batches run side by side and each works
+    oldest first, so the run as a whole finishes photos roughly in the order they arrived."""
+    photos = [i for i in items if i["kind"] == "photo"]
+    others = [[i] for i in items if i["kind"] != "photo"]
+    count = math.ceil(len(photos) / (chunk or photo_chunk(len(photos))))
+    return [photos[k::count] for k in range(count)] + others
+
+
+def still_to_do(items: list[dict], storage: Storage, workers: int = 16) -> list[dict]:
+    """The items whose manifest is not processed or quarantined yet (a missing manifest counts as to do).
+
+    A run also takes events announced after it was triggered (see the DAG), so the next run is handed many
+    assets that are already done; dropping them here saves a task start-up per batch of them."""
+    manifests = ManifestStore(storage)
+
+    def done(item: dict) -> bool:
+        manifest = manifests.get(item["event"], item["point"], item["sha256"])
+        return manifest is not None and manifest["status"] in (PROCESSED, QUARANTINED)
+
+    with ThreadPoolExecutor(workers) as pool:
+        finished = list(pool.map(done, items))
+    return [item for item, skip in zip(items, finished) if not skip]
+
+
+def batch_label(batch: list[dict]) -> str:
+    """How a mapped task shows in the UI: `12 photo · tam-dao` or `16 photo · 5 points`."""
+    kinds = sorted({i["kind"] for i in batch})
+    points = sorted({i["point"] for i in batch})
+    where = points[0] if len(points) == 1 else f"{len(points)} points"
+    return f"{len(batch)} {'/'.join(kinds)} · {where}"
+
+
+class EventFeed:
+    """Assets announced after `since`, for a task that stays on to take new arrivals (see process_batch).
+
+    `fetch(since_iso)` returns (timestamp, extra) pairs of the raw assets' events at or after `since`; each
+    call asks only from the newest event seen (minus a margin, as events commit slightly out of timestamp
+    order), and `skip` holds what must not be handed out (already taken, or another batch's)."""
+
+    MARGIN = timedelta(seconds=5)
+
+    def __init__(self, fetch: Callable[[str], list[tuple[datetime, dict]]], since: datetime, skip: set[str]):
+        self.fetch, self.since, self.skip = fetch, since, set(skip)
+
+    def __call__(self) -> list[dict]:
+        pairs = self.fetch(self.since.isoformat())
+        if pairs:
+            self.since = max(self.since, max(ts for ts, _ in pairs) - self.MARGIN)
+        fresh = [item for item in announced([extra for _, extra in pairs]) if item["sha256"] not in self.skip]
+        self.skip.update(item["sha256"] for item in fresh)
+        return fresh
+
+
+def linger_feed(ti, dag_run, inlet_events, assets) -> EventFeed | None:
+    """The feed for the task that stays on: the first batch's, in a current run (a rerun of an old run only
+    redoes its own batches). It leaves the run's other batches to their own tasks."""
+    if ti.map_index != 0 or datetime.now(timezone.utc) - dag_run.run_after > timedelta(seconds=LINGER_MAX_S):
+        return None
+    planned = {item["sha256"] for batch in ti.xcom_pull(task_ids="collect_batches") or [] for item in batch}
+
+    def fetch(since: str) -> list[tuple[datetime, dict]]:
+        return [(e.timestamp, dict(e.extra)) for asset in assets for e in inlet_events[asset].after(since)]
+
+    return EventFeed(fetch, dag_run.run_after, planned)
+
+
+def process_batch(batch: list[dict], storage: Storage, policy: MediaSettings, *, feed: EventFeed | None = None,
+                  workers: int = PHOTO_WORKERS) -> list[dict]:
+    """Process a batch (oldest first) and, given a `feed`, keep taking new arrivals until none came for
+    LINGER_IDLE_S. One bad asset never stops the others; results come in the order work was taken.
+
+    Photos go through a few threads: S3 round trips overlap, and Pillow releases the GIL while it decodes,
+    resizes and encodes, so one task uses the machine's cores without a process start-up per photo. Staying
+    on for new arrivals turns a burst into a stream: a photo is picked up within a second of its asset event
+    instead of waiting for the next run, which only starts once this one has ended (max_active_runs=1)."""
+    manifests = ManifestStore(storage)
+    numbers = itertools.count()
+    with tempfile.TemporaryDirectory(prefix="bridgecast-ingest-") as tmp:
+        def one(item: dict) -> dict:
+            t0 = time.monotonic()
+            work = Path(tmp) / str(next(numbers))  # each asset its own directory: threads never share a file
+            work.mkdir()
+            try:
+                outcome = _process_one(item, work, storage, manifests, policy)
+            except Exception as exc:  # S3 or the manifest store failing: the task fails after the batch; rerun
+                log.exception("processing %s failed", item["key"])
+                outcome = {"key": item["key"], "status": "error", "error": f"{type(exc).__name__}: {exc}"}
+            outcome["seconds"] = round(time.monotonic() - t0, 3)
+            log.info("%s → %s (%.2fs)", item["key"], outcome["status"], outcome["seconds"])
+            return outcome
+
+        with ThreadPoolExecutor(workers) as pool:
+            taken = [pool.submit(one, item) for item in batch]
+            if feed is not None:
+                _linger(pool, one, taken, feed)
+            return [f.result() for f in taken]
+
+
+def _linger(pool: ThreadPoolExecutor, one, taken: list, feed: EventFeed) -> None:
+    """Feed new arrivals into `pool` whenever it has room (at most LINGER_BACKLOG waiting: the rest wait in
+    Airflow, in arrival order). Ends when nothing came for LINGER_IDLE_S and all is done, or after
+    LINGER_MAX_S, so that runs still turn over and a long burst is spread over a new run's parallel batches."""
+    started = last_new = time.monotonic()
+    while time.monotonic() - started < LINGER_MAX_S:
+        backlog = sum(not f.done() for f in taken)
+        if backlog == 0 and time.monotonic() - last_new > LINGER_IDLE_S:
+            return
+        if backlog > LINGER_BACKLOG:
+            last_new = time.monotonic()  # not looking is not "nothing came": look again once there is room
+        else:
+            try:
+                fresh = feed()
+            except Exception as exc:  # Airflow's API restarting: later arrivals are the next run's, none lost
+                log.warning("cannot ask Airflow for new arrivals (%s); leaving them to the next run", exc)
+                return
+            if fresh:
+                log.info("taking %d new arrivals", len(fresh))
+                taken.extend(pool.submit(one, item) for item in fresh)
+                last_new = time.monotonic()
+        time.sleep(LINGER_POLL_S)
+
+
+def _process_one(item: dict, tmp: Path, storage: Storage, manifests: ManifestStore, policy: MediaSettings) -> dict:
+    import media
+
+    event_id, point_id, sha256 = item["event"], item["point"], item["sha256"]
+    found = manifests.get_versioned(event_id, point_id, sha256)
+    if found is None:
+        return {"key": item["key"], "status": "error", "error": "no manifest: the gateway did not finish receiving"}
+    manifest = found[0]
+    if manifest["status"] in (PROCESSED, QUARANTINED):
+        return {"key": item["key"], "status": manifest["status"], "skipped": True}
+
+    src = tmp / f"{sha256}{Path(item['key']).suffix}"
+    if item["kind"] == "photo":  # a few MB: one GET, none of the multipart machinery's threads
+        src.write_bytes(storage.get_bytes(item["key"]))
+    else:
+        storage.download_file(item["key"], src)
+    try:
+        if item["kind"] == "photo":
+            renditions, info = _photo(src, tmp, storage, event_id, point_id, sha256, policy)
+        else:
+            renditions, info = _video(src, tmp, storage, event_id, point_id, sha256, item["kind"], item["key"])
+    except media.MediaError as exc:
+        reason = quarantine_reason(manifest.get("original_name") or Path(item["key"]).name, exc)
+        manifests.set_status(event_id, point_id, sha256, QUARANTINED, base=found, reason=reason,
+                             reason_code=exc.reason)
+        # The toolkit's full message (ffmpeg's stderr tail included) is kept for staff, beside the raw object.
+        storage.put_json(f"{event_id}/{point_id}/quarantine/{sha256}.json",
+                         {"key": item["key"], "reason": reason, "reason_code": exc.reason, "detail": str(exc)})
+        return {"key": item["key"], "status": QUARANTINED, "reason": reason, "reason_code": exc.reason}
+    finally:
+        src.unlink(missing_ok=True)
+    manifests.set_status(event_id, point_id, sha256, PROCESSED, base=found, renditions=renditions, media=info)
+    return {"key": item["key"], "status": PROCESSED, "renditions": renditions}
+
+
+def quarantine_reason(original_name: str, exc, limit: int = 300) -> str:
+    """What the team reads on the upload page: their file's name, what is wrong, what to do.
+
+    Built from the toolkit error's parts, not str(exc), which names the task's temporary file."""
+    detail = exc.detail.split("\n--- ffmpeg said ---", 1)[0]
+    if len(detail) > limit:
+        detail = detail[:limit - 1] + "…"
+    return f"{original_name}: {detail}" + (f" — {exc.hint}" if exc.hint else "")
+
+
+def _photo(src: Path, tmp: Path, storage: Storage, event_id, point_id, sha256, policy: MediaSettings):
+    import media
+
+    out = tmp / sha256
+    result = media.process_photo(src, out, media.PhotoPolicy(max_pixels=policy.max_photo_pixels,
+                                                             watermark_text=policy.watermark_text))
+    renditions = {}
+    for name, path in result.renditions.items():
+        key = processed_key(event_id, point_id, name, f"{sha256[:16]}.jpg")
+        # Same bytes for the same photo and policy: an existing key (a rerun after a crash) is kept, not rewritten.
+        storage.put_bytes(key, path.read_bytes(), content_type="image/jpeg", if_absent=True)
+        renditions[name] = key
+    return renditions, {"width": result.width, "height": result.height, "type": result.detected_type}
+
+
+def _video(src: Path, tmp: Path, storage: Storage, event_id, point_id, sha256, kind: str, raw_key: str):
+    """Recordings and team videos become indexed MP4 in the house profile (stream copy when they conform)."""
+    import media
+
+    info = media.probe(src)
+    deviations = media.conformance(info)
+    dst = tmp / f"{sha256}.mp4"
+    if deviations:
+        media.normalize(src, dst)
+        path_taken = "normalized"
+    else:
+        media.remux(src, dst)
+        path_taken = "remuxed"
+    rendition = "recording" if kind == "recording" else "video"
+    # Named after the raw key (`<received at>_<sha256[:12]>`): a point's segments list in the order they arrived.
+    key = processed_key(event_id, point_id, rendition, f"{Path(raw_key).stem}.mp4")
+    storage.upload_file(dst, key, content_type="video/mp4", if_absent=True)
+    poster = tmp / f"{sha256}.jpg"
+    media.poster_frame(dst, poster)
+    poster_key = processed_key(event_id, point_id, "poster", f"{sha256[:16]}.jpg")
+    storage.upload_file(poster, poster_key, content_type="image/jpeg", if_absent=True)
+    dst.unlink(missing_ok=True)
+    return ({rendition: key, "poster": poster_key},
+            {"duration": info.duration, "width": info.width, "height": info.height, "path": path_taken,
+             "deviations": [str(d) for d in deviations]})
