@@ -43,6 +43,9 @@ def cmd_up(args) -> int:
     t0 = time.monotonic()
     print(f"Bridgecast embedded stack (state in {stack.layout.var}):")
     stack.up()
+    api = _api(stack)
+    api.wait_for_dag("bridgecast_ingest", timeout_s=180)
+    api.set_paused("bridgecast_ingest", False)  # ingest must run whenever the stack runs: uploads never wait
     print(f"up in {time.monotonic() - t0:.1f}s — `source {stack.layout.env_file}` to use it from a shell")
     _print_login(stack)
     return 0

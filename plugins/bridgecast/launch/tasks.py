@@ -66,6 +66,14 @@ def check_channels(plan: dict) -> dict:
         results["ingest"] = {"ok": ok, "detail": "ingest gateway answering" if ok else "ingest gateway unhealthy"}
     except Exception as exc:
         results["ingest"] = {"ok": False, "detail": f"ingest gateway unreachable: {exc}"}
+    try:  # DAGs are created paused: a paused ingest DAG would sit on every photo sent during the event
+        from bridgecast.airflow_api import AirflowAPI
+
+        paused = AirflowAPI.from_connection().dag("bridgecast_ingest")["is_paused"]
+        results["ingest_dag"] = {"ok": not paused, "detail": "bridgecast_ingest is PAUSED — unpause it in the "
+                                 "Airflow UI, or photos are not processed" if paused else "bridgecast_ingest active"}
+    except Exception as exc:
+        results["ingest_dag"] = {"ok": False, "detail": f"cannot read the state of bridgecast_ingest: {exc}"}
     disks = check_disk([tempfile.gettempdir()])
     results["disk"] = {"ok": all(d["ok"] for d in disks.values()),
                        "detail": ", ".join(f"{p}: {d['free_gb']} GB free" for p, d in disks.items())}

@@ -200,6 +200,7 @@ class SeaweedFS(Service):
         argv = [weed, "server", f"-dir={self.layout.var / 'seaweedfs'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 f"-master.port={p.weed_master}", f"-master.port.grpc={p.weed_master + 1}",
                 "-master.telemetry=false", "-master.volumeSizeLimitMB=1024",
+                "-volume.max=0",  # as many 1 GB volumes as the disk holds (the default 8 filled up at ~7 GB)
                 f"-volume.port={p.weed_volume}", f"-volume.port.grpc={p.weed_volume + 1}",
                 "-filer", f"-filer.port={p.weed_filer}", f"-filer.port.grpc={p.weed_filer + 1}",
                 "-s3", f"-s3.port={p.s3}", f"-s3.port.grpc={p.s3 + 1}", "-s3.port.iceberg=0", "-s3.port.lance=0",
