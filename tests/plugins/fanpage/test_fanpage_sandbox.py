@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import socket
 import threading
 import time
@@ -35,9 +36,10 @@ def served(app):
 
 
 def test_posts_and_live_videos_survive_a_restart(tmp_path):
-    settings = dict(page_id="1001", page_token="page-token-for-restart", app_secret="app-secret-for-restart",
+    token = secrets.token_urlsafe(24)  # generated per test, like the stack's: no credential-shaped literal
+    settings = dict(page_id="1001", page_token=token, app_secret=secrets.token_urlsafe(24),
                     rtmp_base="rtmp://127.0.0.1:1935/fblive")
-    auth = {"Authorization": "OAuth page-token-for-restart"}
+    auth = {"Authorization": f"OAuth {token}"}
     with served(create_app(tmp_path / "data", **settings)) as first:
         post_id = requests.post(f"{first}/v25.0/1001/feed", data={"message": "Trước khi khởi động lại"},
                                 headers=auth, timeout=10).json()["id"]
