@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -21,6 +22,16 @@ class MediaFile:
     content_type: str
     sha256: str
     caption: str = ""
+
+    @classmethod
+    def from_path(cls, path, content_type: str, caption: str = "") -> "MediaFile":
+        """A local file as an upload: its name and its content hash (which channels use to find it again)."""
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1024 * 1024), b""):
+                digest.update(block)
+        return cls(path=str(path), filename=os.path.basename(path), content_type=content_type,
+                   sha256=digest.hexdigest(), caption=caption)
 
 
 @dataclass(frozen=True)

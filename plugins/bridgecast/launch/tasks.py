@@ -385,9 +385,7 @@ PORTAL_KEY, FANPAGE_PHOTOS_KEY, FANPAGE_VIDEO_KEY, PRESS_KEY = (
 def _media_file(storage: Storage, key: str, dst: Path, content_type: str, caption: str = "") -> MediaFile:
     from bridgecast.channels.base import MediaFile
 
-    path = storage.download_file(key, dst)
-    return MediaFile(path=str(path), filename=dst.name, content_type=content_type, sha256=sha256_file(path),
-                     caption=caption)
+    return MediaFile.from_path(storage.download_file(key, dst), content_type, caption)
 
 
 def _photos(storage: Storage, selection: list[dict], tmp: Path, limit: int) -> tuple:

@@ -3,7 +3,6 @@ a ledger per test, media generated at test time, and a watch that fails any test
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import os
@@ -182,8 +181,7 @@ def event_id() -> str:
 
 
 def _media(path: Path, caption: str = "", content_type: str = "image/jpeg") -> MediaFile:
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return MediaFile(path=str(path), filename=path.name, content_type=content_type, sha256=digest, caption=caption)
+    return MediaFile.from_path(path, content_type, caption)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ whose callbacks point at it, a channel and a ledger per test, media made by Pill
 watch that fails any test whose logs show a credential."""
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -285,8 +284,7 @@ def marker() -> str:
 
 
 def media_file(path: Path, content_type: str, caption: str = "") -> MediaFile:
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return MediaFile(path=str(path), filename=path.name, content_type=content_type, sha256=digest, caption=caption)
+    return MediaFile.from_path(path, content_type, caption)
 
 
 @pytest.fixture
