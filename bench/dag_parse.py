@@ -2,7 +2,6 @@
 the same run (a trivial one-task DAG), so a noisy machine shifts both. Goal: every file well under a second."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile

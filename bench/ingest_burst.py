@@ -106,10 +106,11 @@ class Target:
 def connect_to_stack() -> Target:
     from bridgecast.airflow_api import AirflowAPI
     from bridgecast.event import default_event_path, load_event
-    from bridgecast.ingest.manifest import ManifestStore
-    from bridgecast.stack.env import airflow_passwords, connections
-    from bridgecast.stack.layout import Layout
-    from bridgecast.stack.secrets import point_keys_file, stack_secrets
+    from bridgecast.manifest import ManifestStore
+    from devstack.stack.env import airflow_passwords, connections
+    from devstack.stack.layout import Layout
+    from bridgecast.ingest.keys import point_keys_file
+    from devstack.stack.secrets import stack_secrets
     from bridgecast.storage import Storage
 
     layout = Layout.from_env()

@@ -20,7 +20,7 @@ import media  # noqa: E402
 from media.cards import CARD_FRAMES  # noqa: E402
 from media.normalize import target_profile, transcode  # noqa: E402
 from media.recap import RecapItem, build_recap  # noqa: E402
-from media.synthetic import find_sync_marker, synthetic_clip  # noqa: E402
+from devstack.synthetic import find_sync_marker, synthetic_clip  # noqa: E402
 
 DISTINCT_CLIPS = 4  # encoding 64 distinct 720p clips would cost more than the benchmark; copies are as good
 

@@ -42,7 +42,8 @@ def _plan_field(name: str) -> str:
 def bridgecast_launch():
     @task
     def plan_launch(dag_run=None) -> dict:
-        from bridgecast.launch.plan import event_for_run, make_plan
+        from bridgecast.launch.plan import make_plan
+        from bridgecast.run_event import event_for_run
 
         return make_plan(*event_for_run(dag_run.conf))
 

@@ -13,7 +13,6 @@ from media.profile import HOUSE, HouseProfile
 from media.recap import RecapItem, RecapPart, RecapResult, build_recap, vertical_variant
 from media.relay import RelayHealth, RelaySupervisor, build_relay_argv
 from media.run import Progress, RunResult, run_ffmpeg
-from media.synthetic import field_photo, publish_argv, rehearsal_stream, synthetic_clip
 
 __all__ = [
     "HOUSE", "AudioInfo", "CardStyle", "CardText", "Chapter", "ClipRangeError", "ClipResult", "ConcatResult",
@@ -22,7 +21,7 @@ __all__ = [
     "NotAnImageError", "NotConformantError", "NotMediaError", "PhotoPolicy", "PhotoResult", "Progress", "RecapItem",
     "RecapPart", "RecapResult", "RelayHealth", "RelaySupervisor", "RunResult", "TruncatedFileError", "VideoInfo",
     "add_lower_third", "build_recap", "build_relay_argv", "check_glyphs", "concat", "conformance", "contact_sheet", "content_hash",
-    "cut", "field_photo", "is_conformant", "join_segments", "normalize", "poster_frame", "probe", "process_photo",
-    "process_photos", "publish_argv", "rehearsal_stream", "remux", "render_card", "resolve_font", "run_ffmpeg",
-    "sniff", "synthetic_clip", "vertical_variant",
+    "cut", "is_conformant", "join_segments", "normalize", "poster_frame", "probe", "process_photo",
+    "process_photos", "remux", "render_card", "resolve_font", "run_ffmpeg",
+    "sniff", "vertical_variant",
 ]

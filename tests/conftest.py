@@ -19,7 +19,7 @@ def stack():
 
     Started once (idempotent `up`), left running between tests, stopped at the end of the session unless
     BRIDGECAST_KEEP_TEST_STACK=1 (handy while iterating)."""
-    from bridgecast.stack.manager import Stack
+    from devstack.stack.manager import Stack
 
     stack = Stack.from_env(var=TEST_VAR, port_base=TEST_PORT_BASE)
     stack.up(echo=lambda line: print(line, file=sys.stderr))
@@ -35,7 +35,7 @@ def stack():
 @pytest.fixture(scope="session")
 def airflow_api(stack):
     from bridgecast.airflow_api import AirflowAPI
-    from bridgecast.stack.env import airflow_passwords
+    from devstack.stack.env import airflow_passwords
 
     return AirflowAPI(f"http://127.0.0.1:{stack.layout.ports.airflow}", "bridgecast-service",
                       airflow_passwords(stack.layout, stack.secrets)["bridgecast-service"])

@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from bridgecast.text import nfc
+
 POINT_KINDS = ("central", "province", "district")
 STREAMING_KINDS = ("central", "province")  # connection points; district teams send uploads
 CHANNELS = ("portal", "fanpage", "press")
@@ -32,10 +34,6 @@ class EventConfigError(ValueError):
         self.source = source
         self.problems = problems
         super().__init__("\n".join(f"{source}: {p}" for p in problems))
-
-
-def nfc(text: str) -> str:
-    return unicodedata.normalize("NFC", text)
 
 
 def name_key(name: str) -> str:

@@ -1,8 +1,7 @@
-"""Object storage (any S3 API: SeaweedFS embedded, MinIO/AWS in production) and the object key scheme.
+"""Object storage (any S3 API: SeaweedFS embedded, MinIO/AWS in production).
 
-Everything that crosses tasks or machines goes through here, never through a worker's local disk.
-Keys are content-addressed (DESIGN.md): `{event}/{point}/raw/{kind}/{yyyy-mm-ddTHHMMSS}_{sha256[:12]}.{ext}`,
-so a re-upload of the same bytes lands on the same key and "never overwrite" is one conditional PUT.
+Everything that crosses tasks or machines goes through here, never through a worker's local disk. The key
+scheme lives in `bridgecast.objects`.
 """
 from __future__ import annotations
 
@@ -21,6 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from bridgecast.connections import get_connection
+from bridgecast.objects import health_key
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 _TRANSFER = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=16 * 1024 * 1024,
@@ -33,15 +33,6 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1024 * 1024) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
-
-
-def raw_key(event_id: str, point_id: str, kind: str, received_at: datetime, sha256: str, ext: str) -> str:
-    stamp = received_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H%M%S")
-    return f"{event_id}/{point_id}/raw/{kind}/{stamp}_{sha256[:12]}.{ext.lstrip('.').lower()}"
-
-
-def processed_key(event_id: str, point_id: str, rendition: str, name: str) -> str:
-    return f"{event_id}/{point_id}/processed/{rendition}/{name}"
 
 
 @dataclass(frozen=True)
@@ -137,9 +128,9 @@ class Storage:
         return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key},
                                                   ExpiresIn=expires_s)
 
-    def check_writable(self, prefix: str = "_health") -> None:
+    def check_writable(self) -> None:
         """Preflight: a round trip through the bucket (write, read back, delete)."""
-        key = f"{prefix}/{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
+        key = health_key(f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}")
         self.put_bytes(key, b"ok")
         if self.get_bytes(key) != b"ok":
             raise RuntimeError(f"storage read-back mismatch on {self.bucket}/{key}")

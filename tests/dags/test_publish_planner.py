@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bridgecast.calendar import load_calendar
+from bridgecast.posts.calendar import load_calendar
 from bridgecast.event import load_event
 from bridgecast.ledger import CANCELLED, FAILED, PENDING, PUBLISHED, LedgerRow
 from bridgecast.posts.content import from_planned, publication

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from media.synthetic import synthetic_clip
+from devstack.synthetic import synthetic_clip
 from tests.media.helpers import SMALL
 
 

@@ -12,7 +12,8 @@ from media.cards import CardText, check_glyphs, render_card
 from media.clips import stream_signature
 from media.errors import MissingGlyphError
 from media.recap import RecapItem, build_recap, vertical_variant
-from media.synthetic import find_sync_marker
+from devstack import synthetic
+from devstack.synthetic import find_sync_marker
 
 MONO = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf"  # fontconfig does not list it for "vi"
 PROFILE_240 = media.HOUSE.for_size(426, 240)
@@ -161,7 +162,7 @@ def test_lower_third_with_a_glyph_the_font_lacks_is_refused(conformant_clip, tmp
 def test_recap_copies_highlights_cut_from_joined_flv_recordings(tmp_path):
     # The rehearsal path: a point's feed encoded once, recorded by nginx as FLV chunks (1 ms clock), joined,
     # a highlight cut by copy; the recap's cards must still match it exactly so it is copied, not re-encoded.
-    feed = media.rehearsal_stream(tmp_path / "feed.mp4", "Điểm cầu 12", duration=6)
+    feed = synthetic.rehearsal_stream(tmp_path / "feed.mp4", "Điểm cầu 12", duration=6)
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(feed), "-c", "copy", "-f", "segment",
                     "-segment_time", "2", "-segment_format", "flv", "-reset_timestamps", "1",
                     str(tmp_path / "rec-%03d.flv")], check=True)

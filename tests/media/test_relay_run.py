@@ -11,7 +11,7 @@ import media
 from media.errors import FFmpegError, FFmpegTimeout
 from media.relay import RelaySupervisor, build_relay_argv
 from media.run import parse_progress, run_ffmpeg
-from media.synthetic import publish_argv
+from devstack.synthetic import publish_argv
 
 
 def test_copy_relay_reads_with_rw_timeout_and_writes_flv():

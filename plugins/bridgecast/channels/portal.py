@@ -27,6 +27,7 @@ from requests.structures import CaseInsensitiveDict
 from bridgecast.channels.base import (AuthError, Channel, ChannelError, HealthReport, MediaFile, NotFound,
                                       PermissionMissing, Publication, RateLimited, RejectedInput, RemoteRef,
                                       Transient)
+from bridgecast.text import ascii_name
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +115,7 @@ class _MultipartFile:
 
 def ascii_filename(name: str) -> str:
     """WordPress accepts only `filename="…"` (not `filename*=`): transliterate and drop what would break the header."""
-    decomposed = unicodedata.normalize("NFKD", name.replace("đ", "d").replace("Đ", "D"))
-    ascii_name = decomposed.encode("ascii", "ignore").decode()
-    ascii_name = re.sub(r"[^A-Za-z0-9._-]+", "-", ascii_name).strip("-.")
-    return ascii_name or "upload.bin"
+    return ascii_name(name, "upload.bin")
 
 
 def media_slug(media: MediaFile) -> str:

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import tempfile
-import unicodedata
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -29,10 +28,11 @@ from bridgecast.event import Event, EventConfigError, load_event
 from bridgecast.ingest.keys import KeyStore, PointIdentity
 from bridgecast.ingest.kinds import detect
 from bridgecast.ingest.live import LiveState, SegmentUploader
-from bridgecast.ingest.manifest import ManifestStore
+from bridgecast.manifest import ManifestStore
 from bridgecast.ingest.notify import AssetNotifier
 from bridgecast.ingest.receiver import Receiver
 from bridgecast.ingest.resumable import CHUNK_SIZE, OffsetMismatch, SessionStore
+from bridgecast.text import ascii_name
 
 log = logging.getLogger("bridgecast.gateway")
 
@@ -111,10 +111,7 @@ class Gateway:
 
 def safe_filename(name: str) -> str:
     """ASCII, no path parts: original names are kept in the manifest, not on disk or in keys."""
-    base = Path(name or "upload").name
-    ascii_name = unicodedata.normalize("NFKD", base.replace("đ", "d").replace("Đ", "D")).encode("ascii", "ignore")
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", ascii_name.decode()).strip("-.")
-    return cleaned or "upload"
+    return ascii_name(Path(name or "upload").name, "upload")
 
 
 def classify(path: Path, filename: str, declared: str | None) -> tuple[str, str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,3 +71,54 @@ class KeyStore:
                 if not entry.get("revoked") and hmac.compare_digest(entry["upload_token"], token):
                     return PointIdentity(data["event_id"], point_id, data.get("event_file"))
         return None
+
+
+# --- issuing: one file per event, mode 600, read by the gateway's KeyStore above --------------------------------
+
+def _token(nbytes: int = 18) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+def write_private(path: Path, data: dict) -> None:
+    """Write JSON readable by its owner only, atomically (a reader never sees half a file)."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def point_keys_file(secrets_dir: Path, event_id: str) -> Path:
+    return secrets_dir / "points" / f"{event_id}.json"
+
+
+def issue_point_keys(secrets_dir: Path, event_id: str, point_ids: list[str], event_file: str | None = None) -> Path:
+    """Give every point a stream key and an upload token (keeps existing ones; idempotent)."""
+    path = point_keys_file(secrets_dir, event_id)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data = json.loads(path.read_text()) if path.exists() else {"event_id": event_id, "points": {}}
+    changed = False
+    if event_file and data.get("event_file") != str(event_file):
+        data["event_file"] = str(event_file)  # the gateway reads point names and limits from it
+        changed = True
+    for pid in point_ids:
+        if pid not in data["points"]:
+            data["points"][pid] = {"stream_key": _token(), "upload_token": _token(), "revoked": False}
+            changed = True
+    if changed or not path.exists():
+        write_private(path, data)
+    return path
+
+
+def revoke_point_keys(secrets_dir: Path, event_id: str, point_id: str) -> dict:
+    """Revoke a point's keys and issue fresh ones (the old stream key and upload link stop working at once)."""
+    path = point_keys_file(secrets_dir, event_id)
+    data = json.loads(path.read_text())
+    old = data["points"].get(point_id)
+    if old is None:
+        raise KeyError(f"event {event_id!r} has no keys for point {point_id!r}")
+    data.setdefault("revoked", []).append({"point": point_id, "stream_key": old["stream_key"],
+                                           "upload_token": old["upload_token"]})
+    data["points"][point_id] = {"stream_key": _token(), "upload_token": _token(), "revoked": False}
+    write_private(path, data)
+    return data["points"][point_id]

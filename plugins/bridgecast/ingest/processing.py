@@ -18,8 +18,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bridgecast.event import MediaSettings
-from bridgecast.ingest.manifest import PROCESSED, QUARANTINED, ManifestStore
-from bridgecast.storage import Storage, processed_key
+from bridgecast.manifest import PROCESSED, QUARANTINED, ManifestStore
+from bridgecast.objects import processed_key, quarantine_key
+from bridgecast.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ def _process_one(item: dict, tmp: Path, storage: Storage, manifests: ManifestSto
         manifests.set_status(event_id, point_id, sha256, QUARANTINED, base=found, reason=reason,
                              reason_code=exc.reason)
         # The toolkit's full message (ffmpeg's stderr tail included) is kept for staff, beside the raw object.
-        storage.put_json(f"{event_id}/{point_id}/quarantine/{sha256}.json",
+        storage.put_json(quarantine_key(event_id, point_id, sha256),
                          {"key": item["key"], "reason": reason, "reason_code": exc.reason, "detail": str(exc)})
         return {"key": item["key"], "status": QUARANTINED, "reason": reason, "reason_code": exc.reason}
     finally:

@@ -12,9 +12,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bridgecast.ingest.keys import PointIdentity
-from bridgecast.ingest.manifest import ManifestStore
+from bridgecast.manifest import ManifestStore
 from bridgecast.ingest.notify import AssetNotifier
-from bridgecast.storage import MULTIPART_THRESHOLD, Storage, raw_key, sha256_file
+from bridgecast.objects import raw_key
+from bridgecast.storage import MULTIPART_THRESHOLD, Storage, sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import time
 from datetime import datetime, timezone
 
 from bridgecast.launch.observe import IngestObserver
-from bridgecast.launch.plan import at
+from bridgecast.timing import at
 
 log = logging.getLogger(__name__)
 

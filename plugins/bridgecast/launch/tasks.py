@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING
 
 from bridgecast.event import Event
 from bridgecast.launch.observe import IngestObserver
-from bridgecast.launch.plan import at, plan_event, sleep_until
-from bridgecast.storage import Storage, processed_key, sha256_file
+from bridgecast.launch.plan import plan_event
+from bridgecast.timing import at, sleep_until
+from bridgecast.objects import launch_key, processed_key
+from bridgecast.storage import Storage, sha256_file
 
 if TYPE_CHECKING:
     from bridgecast.channels.base import MediaFile
@@ -30,7 +32,7 @@ def _event(plan: dict) -> Event:
 
 
 def artifact_key(plan: dict, name: str) -> str:
-    return f"{plan['event_id']}/_launch/{name}"
+    return launch_key(plan["event_id"], name)
 
 
 def save_artifact(plan: dict, name: str, data) -> str:
@@ -57,7 +59,7 @@ def check_channels(plan: dict) -> dict:
         except Exception as exc:  # a preflight reports; it does not crash on what it is checking
             results[name] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
     try:
-        Storage.from_connection().check_writable(f"{plan['event_id']}/_health")
+        Storage.from_connection().check_writable()
         results["storage"] = {"ok": True, "detail": "S3 bucket writable (write, read back, delete)"}
     except Exception as exc:
         results["storage"] = {"ok": False, "detail": f"S3 not writable: {exc}"}
@@ -309,7 +311,7 @@ def build_vertical_recap(plan: dict, recap: dict) -> dict:
 def build_galleries(plan: dict) -> dict:
     """Per point (provinces and district teams): photos received / processed / quarantined and the processed
     renditions. Stored as galleries.json; the XCom keeps the counts and a selection for the posts."""
-    from bridgecast.ingest.manifest import ManifestStore
+    from bridgecast.manifest import ManifestStore
 
     event = _event(plan)
     manifests = ManifestStore(Storage.from_connection())

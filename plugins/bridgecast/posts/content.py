@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
+from bridgecast.text import ascii_name, fold_ascii
 
 LOCAL_TZ = "Asia/Ho_Chi_Minh"
 POST_CHANNELS = ("portal", "fanpage")
@@ -36,9 +36,7 @@ def local_text(moment: datetime, tz: str = LOCAL_TZ, *, zone: bool = True) -> st
 
 def ascii_slug(text: str, limit: int = 48) -> str:
     """`Lễ ra quân` → `le-ra-quan`: readable keys and file names (đ is not decomposed by NFKD)."""
-    text = unicodedata.normalize("NFKD", text.replace("đ", "d").replace("Đ", "D"))
-    text = text.encode("ascii", "ignore").decode().lower()
-    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:limit].strip("-") or "bai-dang"
+    return ascii_name(fold_ascii(text).lower(), "", keep="a-z0-9")[:limit].strip("-") or "bai-dang"
 
 
 def form_key(title: str, publish_at: datetime, tz: str = LOCAL_TZ) -> str:
@@ -128,7 +126,7 @@ class PostContent:
 
 
 def from_planned(post) -> PostContent:
-    """A calendar entry (`bridgecast.calendar.PlannedPost`) as post content."""
+    """A calendar entry (`bridgecast.posts.calendar.PlannedPost`) as post content."""
     selector = post.media_selector
     media = MediaSpec(keys=tuple(post.media_keys)) if post.media_keys else (
         MediaSpec(points=tuple(selector.points), newest=selector.newest, rendition=selector.rendition)

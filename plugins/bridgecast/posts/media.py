@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from typing import TYPE_CHECKING
 
+from bridgecast.objects import post_key, processed_prefix
 from bridgecast.posts.content import PostContent, local_text
 
 if TYPE_CHECKING:  # boto3 is not imported at DAG parse time (the form's DAG file reads the picker from here)
@@ -42,11 +43,10 @@ class MediaNotReady(Exception):
 
 
 def record_key(event_id: str, pub_key: str) -> str:
-    return f"{event_id}/_posts/{pub_key}/media.json"
+    return post_key(event_id, pub_key, "media.json")
 
 
-def artefact_key(event_id: str, pub_key: str, name: str) -> str:
-    return f"{event_id}/_posts/{pub_key}/{name}"
+artefact_key = post_key
 
 
 # --- listing ---------------------------------------------------------------------------------------------------
@@ -54,7 +54,7 @@ def list_photos(storage: Storage, event_id: str, point_ids, rendition: str = "we
     """Processed photos of the points (`{event}/{point}/processed/{rendition}/…`), newest first."""
     photos = []
     for point in point_ids:
-        for obj in storage.list_keys(f"{event_id}/{point}/processed/{rendition}/"):
+        for obj in storage.list_keys(processed_prefix(event_id, point, rendition)):
             modified = obj["LastModified"]
             photos.append({"key": obj["Key"], "point": point, "size": obj.get("Size", 0),
                            "modified": (modified if modified.tzinfo else modified.replace(tzinfo=timezone.utc))

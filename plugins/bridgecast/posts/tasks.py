@@ -14,6 +14,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from bridgecast.objects import posts_run_key
 from bridgecast.posts.content import LOCAL_TZ, PostContent, from_planned, local_text, parse_utc
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ def event_refs(conf: dict | None) -> dict:
 
 
 def load_event_for(refs: dict):
-    from bridgecast.launch.plan import event_for_run
+    from bridgecast.run_event import event_for_run
 
     return event_for_run(refs)[0]
 
@@ -45,7 +46,7 @@ def calendar_dir(refs: dict) -> Path:
 
 
 def load_posts(event, refs: dict):
-    from bridgecast.calendar import load_calendar
+    from bridgecast.posts.calendar import load_calendar
 
     folder = calendar_dir(refs)
     files = sorted(folder.glob("*.yaml"))
@@ -102,9 +103,10 @@ def plan_calendar(conf: dict | None, run_id: str) -> list[dict]:
                     "calendar_dir": str(calendar_dir(refs))})
     text = plan_markdown(summary, event.timezone)
     print(text)
-    folder = f"{event.id}/_posts/_runs/{_safe(run_id)}"
-    storage.put_bytes(f"{folder}/plan.md", text.encode(), content_type="text/markdown; charset=utf-8")
-    storage.put_json(f"{folder}/plan.json", summary)
+    run_slug = _safe(run_id)
+    storage.put_bytes(posts_run_key(event.id, run_slug, "plan.md"), text.encode(),
+                      content_type="text/markdown; charset=utf-8")
+    storage.put_json(posts_run_key(event.id, run_slug, "plan.json"), summary)
     return [{**entry, **refs} for entry in plan.items()]
 
 

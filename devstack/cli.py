@@ -1,0 +1,182 @@
+"""`bridgecast` command line: the embedded stack, config checks, point keys, and the main jobs.
+
+    ./bridgecast up | down | status          the embedded stack
+    ./bridgecast config check FILE...        validate event files (exit 1 with every problem listed)
+    ./bridgecast keys show|revoke ...        per-point stream keys and upload links
+    ./bridgecast wiring                      run the wiring DAG through the scheduler
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+
+from bridgecast.event import EventConfigError, default_event_path, load_event
+
+
+def cmd_config_check(args) -> int:
+    failed = 0
+    for path in args.files:
+        try:
+            event = load_event(path)
+        except EventConfigError as exc:
+            failed += 1
+            print(f"✗ {path}: {len(exc.problems)} problem(s)", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  {exc.source}: {problem}", file=sys.stderr)
+            continue
+        print(f"✓ {path}: event {event.id} — {len(event.connection_points)} connection points, "
+              f"{len(event.teams)} teams; starts {event.start_local.isoformat()} ({event.start.isoformat()})")
+    return 1 if failed else 0
+
+
+def _stack(args):
+    from devstack.stack.manager import Stack
+
+    return Stack.from_env()
+
+
+def cmd_up(args) -> int:
+    stack = _stack(args)
+    t0 = time.monotonic()
+    print(f"Bridgecast embedded stack (state in {stack.layout.var}):")
+    stack.up()
+    api = _api(stack)
+    api.wait_for_dag("bridgecast_ingest", timeout_s=180)
+    api.set_paused("bridgecast_ingest", False)  # ingest must run whenever the stack runs: uploads never wait
+    print(f"up in {time.monotonic() - t0:.1f}s — `source {stack.layout.env_file}` to use it from a shell")
+    _print_login(stack)
+    return 0
+
+
+def cmd_down(args) -> int:
+    stack = _stack(args)
+    stopped = stack.down()
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    return 0
+
+
+def cmd_status(args) -> int:
+    status = _stack(args).status()
+    for name, running in status.items():
+        print(f"  {name:<22} {'running' if running else 'stopped'}")
+    return 0 if all(status.values()) else 3
+
+
+def _print_login(stack) -> None:
+    print(f"Airflow UI: http://127.0.0.1:{stack.layout.ports.airflow}/  users admin, approver — passwords in "
+          f"{stack.layout.secrets / 'airflow-passwords.json'}")
+
+
+def _api(stack):
+    from bridgecast.airflow_api import AirflowAPI
+    from devstack.stack.env import airflow_passwords
+
+    return AirflowAPI(f"http://127.0.0.1:{stack.layout.ports.airflow}", "bridgecast-service",
+                      airflow_passwords(stack.layout, stack.secrets)["bridgecast-service"])
+
+
+def cmd_wiring(args) -> int:
+    stack = _stack(args)
+    t0 = time.monotonic()
+    print("Bringing the embedded stack up…")
+    stack.up()
+    up_s = time.monotonic() - t0
+    api = _api(stack)
+    api.wait_for_dag("bridgecast_wiring", timeout_s=180)
+    api.set_paused("bridgecast_wiring", False)
+    run_id = f"wiring__{time.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:6]}"
+    t1 = time.monotonic()
+    api.trigger("bridgecast_wiring", run_id=run_id)
+    run = api.wait_run("bridgecast_wiring", run_id, timeout_s=900)
+    tis = [ti for ti in api.task_instances("bridgecast_wiring", run_id) if ti["task_id"] == "write_and_read_back"]
+    ok = sum(ti["state"] == "success" for ti in tis)
+    print(f"wiring run {run_id}: {run['state']} — {ok}/{len(tis)} points round-tripped through S3 "
+          f"({time.monotonic() - t1:.1f}s; stack up took {up_s:.1f}s)")
+    for ti in tis:
+        if ti["state"] != "success":
+            print(f"  ✗ {ti.get('rendered_map_index') or ti['map_index']}: {ti['state']}")
+    print(f"See it: http://127.0.0.1:{stack.layout.ports.airflow}/dags/bridgecast_wiring/runs/{run_id}")
+    _print_login(stack)
+    return 0 if run["state"] == "success" else 1
+
+
+def cmd_rehearsal(args) -> int:
+    from devstack.rehearsal import main_options, run
+
+    return 0 if run(_stack(args), main_options(args)).ok else 1
+
+
+def cmd_keys_show(args) -> int:
+    from devstack.stack.layout import Layout
+    from bridgecast.ingest.keys import issue_point_keys
+
+    layout = Layout.from_env()
+    event = load_event(args.event or default_event_path())
+    path = issue_point_keys(layout.secrets, event.id, [p.id for p in event.points])
+    data = json.loads(path.read_text())["points"]
+    rtmp = f"rtmp://127.0.0.1:{layout.ports.rtmp}/live"
+    for p in event.points:
+        keys = data[p.id]
+        line = f"{p.id:<22} {p.name:<20}"
+        if p.streams:
+            line += f" {rtmp}/{p.id}?key={keys['stream_key']}"
+        print(line)
+    print(f"(keys file: {path}; keep it private)")
+    return 0
+
+
+def cmd_keys_revoke(args) -> int:
+    from devstack.stack.layout import Layout
+    from bridgecast.ingest.keys import revoke_point_keys
+
+    layout = Layout.from_env()
+    event = load_event(args.event or default_event_path())
+    revoke_point_keys(layout.secrets, event.id, args.point)
+    print(f"revoked and re-issued the keys of {args.point} for {event.id}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bridgecast", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start the embedded stack (idempotent)").set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop what `up` started").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="which services run").set_defaults(func=cmd_status)
+    sub.add_parser("wiring", help="stack up + run the wiring DAG through the scheduler").set_defaults(func=cmd_wiring)
+    rehearsal = sub.add_parser("rehearsal", help="the main job: a full launch dress rehearsal on the embedded stack")
+    rehearsal.add_argument("--points", type=int, default=64, help="connection points to stream (default 64)")
+    rehearsal.add_argument("--minutes", type=float, default=3.0, help="event length in minutes (default 3)")
+    rehearsal.add_argument("--fail-point", metavar="ID", help="a point whose feed is missing at preflight (no-go) "
+                                                              "and only starts after T0")
+    rehearsal.add_argument("--drop-point", metavar="ID", help="a point whose feed drops in the middle of the event")
+    rehearsal.add_argument("--timeout", type=float, default=30.0, help="give up after this many minutes")
+    rehearsal.set_defaults(func=cmd_rehearsal)
+
+    config = sub.add_parser("config", help="event configuration").add_subparsers(dest="config_cmd", required=True)
+    check = config.add_parser("check", help="validate event files")
+    check.add_argument("files", nargs="+")
+    check.set_defaults(func=cmd_config_check)
+
+    keys = sub.add_parser("keys", help="per-point stream keys and upload tokens").add_subparsers(
+        dest="keys_cmd", required=True)
+    show = keys.add_parser("show", help="issue missing keys and print each point's publish URL")
+    show.add_argument("--event", help="event file (default: config/event.yaml or $BRIDGECAST_EVENT)")
+    show.set_defaults(func=cmd_keys_show)
+    revoke = keys.add_parser("revoke", help="revoke a point's keys and issue new ones")
+    revoke.add_argument("point")
+    revoke.add_argument("--event")
+    revoke.set_defaults(func=cmd_keys_revoke)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,421 @@
+"""The dress rehearsal: the real launch DAG on a time-compressed copy of the event, against the embedded stack.
+
+What it does, in order:
+1. writes a rehearsal event (same points, theme and channels; T0 a few minutes from now, a short event) to
+   var/rehearsals/<id>/event.yaml and to S3, and issues stream keys / upload tokens for it;
+2. pre-encodes one small labelled feed per point once (cached), then pushes all of them with `-c copy`
+   (64 publishers fit on 2 cores); optionally one point starts late (fails preflight) and one drops mid-event;
+3. triggers `bridgecast_launch` with `conf.event_key`, lets the district teams upload photos (and one bad file)
+   through the ingest API during the event, stops the feeds at the end;
+4. waits for the wrap-up and prints the summary and the measured figures: go-live call vs T0, per point live
+   detection vs T0, publications expected vs made, duplicates counted on the channels themselves.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import email
+import email.header
+import hashlib
+import html
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import requests
+import yaml
+
+from bridgecast.event import StrictYAMLLoader, default_event_path, load_event
+from devstack import synthetic
+from devstack.stack.manager import Stack
+
+DAG_ID = "bridgecast_launch"
+PLAN_MARGIN_S = 45  # trigger → plan task done → preflight sensor armed, with room to spare on a busy box
+FEED_SECONDS = 12  # the pre-encoded loop per point
+
+
+@dataclass
+class RehearsalOptions:
+    points: int = 64
+    event_minutes: float = 3.0
+    preflight_min: float = 2.0
+    live_setup_min: float = 1.0
+    late_point: str | None = None  # starts only after T0: no-go at preflight, picked up late
+    drop_point: str | None = None  # stops streaming in the middle of the event
+    photos_per_team: int = 3
+    timeout_min: float = 30.0
+
+
+def say(text: str) -> None:
+    stamp = datetime.now().astimezone().strftime("%H:%M:%S")
+    print(f"[{stamp}] {text}", flush=True)
+
+
+# --- the rehearsal event -------------------------------------------------------------------------------------------
+def rehearsal_event(base_file: Path, opts: RehearsalOptions, t0: datetime) -> dict:
+    """The base event with T0/stages/duration compressed and the first `opts.points` connection points
+    (the program point and Vĩnh Phúc with its district teams are always in)."""
+    raw = yaml.load(base_file.read_text(encoding="utf-8"), Loader=StrictYAMLLoader)
+    base = load_event(base_file)
+    keep_first = [base.program_point, "vinh-phuc"]
+    streaming = [p.id for p in base.connection_points]
+    chosen = [p for p in keep_first if p in streaming]
+    chosen += [p for p in streaming if p not in chosen][:max(0, opts.points - len(chosen))]
+    for wanted in (opts.late_point, opts.drop_point):
+        if wanted and wanted not in chosen:
+            raise SystemExit(f"--fail/--drop point {wanted!r} is not among the rehearsal's points: {', '.join(chosen)}")
+    chosen_set = set(chosen)
+    raw["points"] = [p for p in raw["points"] if p["id"] in chosen_set or p.get("parent") in chosen_set]
+    stamp = t0.astimezone(base.tz).strftime("%Y%m%d-%H%M")
+    raw["id"] = f"rehearsal-{stamp}-{len(chosen)}p"
+    raw["title"] = f"[Diễn tập] {raw['title']}"
+    raw["short_title"] = f"[Diễn tập {t0.astimezone(base.tz).strftime('%H:%M %d/%m')}] {raw['short_title']}"
+    raw["start"] = t0.astimezone(base.tz).isoformat()
+    raw["duration_minutes"] = opts.event_minutes
+    raw["stages"] = {"preflight_before_min": opts.preflight_min, "live_setup_before_min": opts.live_setup_min}
+    raw.pop("units_valid_on", None)
+    return raw
+
+
+# --- feeds -----------------------------------------------------------------------------------------------------------
+def encode_feeds(points: list, cache: Path) -> dict[str, Path]:
+    """One small conformant loop per point, labelled with its Vietnamese name; cached by label."""
+
+    cache.mkdir(parents=True, exist_ok=True)
+
+    def one(point) -> tuple[str, Path]:
+        label = point.display_name if point.kind == "central" else f"Điểm cầu {point.name}"
+        digest = hashlib.sha256(f"{label}|{FEED_SECONDS}|{synthetic.REHEARSAL_SIZE}".encode()).hexdigest()[:10]
+        path = cache / f"{point.id}-{digest}.mp4"
+        if not path.exists():
+            tmp = path.with_suffix(".part.mp4")
+            synthetic.rehearsal_stream(tmp, label, duration=FEED_SECONDS)
+            tmp.replace(path)
+        return point.id, path
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return dict(pool.map(one, points))
+
+
+class Publishers:
+    """The points' encoders: one `ffmpeg -re -stream_loop -1 -c copy` per point, in its own process group."""
+
+    def __init__(self, rtmp_base: str, keys: dict, feeds: dict[str, Path], log_dir: Path):
+        self.rtmp_base, self.keys, self.feeds, self.log_dir = rtmp_base, keys, feeds, log_dir
+        self.procs: dict[str, subprocess.Popen] = {}
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self, point_id: str) -> None:
+
+        url = f"{self.rtmp_base}/{point_id}?key={self.keys[point_id]['stream_key']}"
+        ffmpeg_bin, *rest = synthetic.publish_argv(self.feeds[point_id], url)
+        argv = [ffmpeg_bin, "-hide_banner", "-loglevel", "warning", *rest]
+        with open(self.log_dir / f"{point_id}.log", "ab") as log:
+            self.procs[point_id] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                                    start_new_session=True)
+
+    def stop(self, point_id: str) -> None:
+        proc = self.procs.pop(point_id, None)
+        if proc and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    def stop_all(self) -> None:
+        for point_id in list(self.procs):
+            self.stop(point_id)
+
+    def running(self) -> int:
+        return sum(p.poll() is None for p in self.procs.values())
+
+
+# --- field teams -------------------------------------------------------------------------------------------------------
+def upload_team_photos(gateway_url: str, keys: dict, teams: list, per_team: int, work: Path) -> dict:
+    """Each district team sends `per_team` phone photos (with GPS) — and one team a broken file, which must be
+    quarantined without holding up the rest."""
+
+    work.mkdir(parents=True, exist_ok=True)
+    sent = {"accepted": 0, "rejected": 0, "bad_files": 0}
+    for t, team in enumerate(teams):
+        files = []
+        for i in range(per_team):
+            path = synthetic.field_photo(work / f"{team.id}-{i}.jpg", f"{team.display_name} ra quân",
+                                     size=(2000, 1500), seed=t * 100 + i)
+            files.append(("files", (path.name, path.open("rb"), "image/jpeg")))
+        if t == 0:  # a phone that sent a truncated picture
+            broken = work / f"{team.id}-broken.jpg"
+            data = (work / f"{team.id}-0.jpg").read_bytes()
+            broken.write_bytes(data[: len(data) // 3])
+            files.append(("files", (broken.name, broken.open("rb"), "image/jpeg")))
+            sent["bad_files"] += 1
+        try:
+            resp = requests.post(f"{gateway_url}/api/uploads", files=files, timeout=120,
+                                 headers={"Authorization": f"Bearer {keys[team.id]['upload_token']}"})
+            for result in resp.json().get("results", []):
+                sent["accepted" if result.get("accepted") else "rejected"] += 1
+        finally:
+            for _, (_, fh, _) in files:
+                fh.close()
+    return sent
+
+
+# --- independent count of what reached the channels ----------------------------------------------------------------
+def count_on_channels(stack: Stack, event, plan_titles: dict) -> dict:
+    """How many items each expected publication has on the channel itself (1 = exactly once)."""
+    from bridgecast.channels.fanpage import FanpageChannel
+    from bridgecast.connections import get_connection
+
+    counts = {}
+    fanpage = FanpageChannel.from_connection(event.channels.fanpage.connection_id,
+                                             graph_version=event.channels.fanpage.graph_version)
+    lives = list(fanpage.client.get_all(f"{fanpage.page_id}/live_videos", {"fields": "id,title,status"}))
+    counts["fanpage:live-video"] = sum(1 for v in lives if v.get("title") == plan_titles["live"])
+    feed = list(fanpage.client.get_all(f"{fanpage.page_id}/feed", {"fields": "id,message"}))
+    counts["fanpage:photos-post"] = sum(1 for p in feed if (p.get("message") or "").startswith(
+        f"📸 {event.short_title}"))
+    videos = list(fanpage.client.get_all(f"{fanpage.page_id}/videos", {"fields": "id,title"}))
+    counts["fanpage:recap-video"] = sum(1 for v in videos if v.get("title") == plan_titles["video"])
+
+    portal = get_connection(event.channels.portal.connection_id)
+    posts = requests.get(f"{portal.base_url()}/wp-json/wp/v2/posts", auth=(portal.login, portal.password),
+                         params={"status": "publish,future,draft", "per_page": 100, "context": "edit"}, timeout=30)
+    posts.raise_for_status()
+    counts["portal:article"] = sum(1 for p in posts.json()
+                                   if html.unescape(p["title"].get("raw") or p["title"]["rendered"]) ==
+                                   plan_titles["article"])
+    mailbox = stack.layout.sandboxes / "smtp"
+    subjects = []
+    for eml in mailbox.rglob("*.eml"):
+        message = email.message_from_bytes(eml.read_bytes())
+        subjects.append(str(email.header.make_header(email.header.decode_header(message["Subject"] or ""))))
+        # one press kit goes to several outlets in one message: count messages, not recipients
+    counts["press:press-kit"] = sum(1 for s in subjects if s == plan_titles["press"])
+    return counts
+
+
+# --- the run ---------------------------------------------------------------------------------------------------------
+def run(stack: Stack, opts: RehearsalOptions) -> "RehearsalResult":
+    from devstack.cli import _api, _print_login
+    from bridgecast.ingest.keys import issue_point_keys
+    from bridgecast.storage import Storage
+
+    wall0 = time.monotonic()
+    say("Bringing the embedded stack up…")
+    stack.up(echo=lambda line: print(line, flush=True))
+    for key, value in stack.env.items():  # this process talks to the stack like a task does
+        os.environ[key] = value
+    api = _api(stack)
+    api.wait_for_dag(DAG_ID, timeout_s=180)
+    api.wait_for_dag("bridgecast_ingest", timeout_s=60)
+    for dag_id in (DAG_ID, "bridgecast_ingest"):
+        api.set_paused(dag_id, False)
+    for stale in api.active_runs(DAG_ID):  # an interrupted earlier rehearsal would hold the one active-run slot
+        if stale["dag_run_id"].startswith("rehearsal__"):
+            api.set_run_state(DAG_ID, stale["dag_run_id"], "failed")
+            say(f"marked the unfinished earlier rehearsal {stale['dag_run_id']} as failed")
+
+    # Feeds first: their encode time must not eat into the compressed timetable.
+    base = load_event(default_event_path())
+    t_feeds = time.monotonic()
+    provisional = rehearsal_event(default_event_path(), opts, datetime.now(timezone.utc) + timedelta(hours=1))
+    wanted = {p["id"] for p in provisional["points"]}
+    feed_points = [p for p in base.connection_points if p.id in wanted]
+    feeds = encode_feeds(feed_points, stack.layout.var / "rehearsals" / "feeds")
+    say(f"{len(feeds)} point feeds ready ({time.monotonic() - t_feeds:.1f}s; cached for the next rehearsal)")
+
+    t0 = (datetime.now(timezone.utc) + timedelta(minutes=opts.preflight_min, seconds=PLAN_MARGIN_S)).replace(
+        microsecond=0)
+    raw = rehearsal_event(default_event_path(), opts, t0)
+    work = stack.layout.var / "rehearsals" / raw["id"]
+    work.mkdir(parents=True, exist_ok=True)
+    event_file = work / "event.yaml"
+    event_file.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    event = load_event(event_file)
+    keys_file = issue_point_keys(stack.layout.secrets, event.id, [p.id for p in event.points],
+                                 event_file=str(event_file))
+    keys = json.loads(keys_file.read_text())["points"]
+    storage = Storage.from_connection()
+    event_key = f"rehearsals/{event.id}/event.yaml"
+    storage.put_bytes(event_key, event_file.read_bytes(), content_type="application/yaml; charset=utf-8")
+    tz = event.tz
+    say(f"Rehearsal {event.id}: {len(event.connection_points)} points, {len(event.teams)} district teams; "
+        f"T0 {event.start_local:%H:%M:%S} ({tz.key}), preflight {opts.preflight_min:g} min before, "
+        f"event {opts.event_minutes:g} min")
+
+    publishers = Publishers(f"rtmp://127.0.0.1:{stack.layout.ports.rtmp}/live", keys, feeds, work / "publishers")
+    run_id = f"rehearsal__{event.id}__{datetime.now(timezone.utc):%H%M%S}"
+    try:
+        for point in event.connection_points:
+            if point.id != opts.late_point:
+                publishers.start(point.id)
+                time.sleep(0.05)  # 64 TCP handshakes and on_publish callbacks, not all in one instant
+        say(f"{publishers.running()} publishers streaming (-c copy)")
+        api.trigger(DAG_ID, {"event_key": event_key}, run_id=run_id)
+        say(f"triggered {DAG_ID} run {run_id}")
+        result = _drive(api, run_id, event, opts, publishers, stack, keys, work)
+    finally:
+        publishers.stop_all()
+    run_state = result["state"]
+
+    # --- figures ----------------------------------------------------------------------------------------------
+    summary_key = f"{event.id}/_launch/summary.json"
+    summary = storage.get_json(summary_key) if storage.exists(summary_key) else {}
+    if storage.exists(f"{event.id}/_launch/summary.md"):
+        (work / "summary.md").write_bytes(storage.get_bytes(f"{event.id}/_launch/summary.md"))
+    if storage.exists(f"{event.id}/_launch/recap.mp4"):
+        storage.download_file(f"{event.id}/_launch/recap.mp4", work / "recap.mp4")
+    titles = {"live": f"TRỰC TIẾP: {event.short_title}", "video": f"Video tổng hợp: {event.short_title}",
+              "article": f"{event.short_title}: đồng loạt phát động tại {len(event.connection_points)} điểm cầu",
+              "press": f"[Thông cáo báo chí] {event.short_title}"}
+    counts = count_on_channels(stack, event, titles)
+    wall = time.monotonic() - wall0
+    checks = _checks(summary, counts, opts, run_state, wall)
+    _report(checks, result, stack, run_id, work)
+    _print_login(stack)
+    return RehearsalResult(event_id=event.id, run_id=run_id, titles=titles, summary=summary, counts=counts,
+                           checks=checks, wall_s=wall, photos=result.get("photos", {}))
+
+
+@dataclass
+class RehearsalResult:
+    event_id: str
+    run_id: str
+    titles: dict
+    summary: dict
+    counts: dict  # items per expected publication, counted on the channels themselves
+    checks: list  # (name, passed, detail)
+    wall_s: float
+    photos: dict
+
+    @property
+    def ok(self) -> bool:
+        # The wall-time goal is printed, not enforced: the machine's speed is not the pipeline's correctness.
+        return all(passed for name, passed, _ in self.checks if not name.startswith("rehearsal wall time"))
+
+
+def _drive(api, run_id: str, event, opts: RehearsalOptions, publishers: Publishers, stack: Stack, keys: dict,
+           work: Path) -> dict:
+    """Follow the timetable: late point joins at T0+30 s, drop point leaves at the middle, photos at T0+10 s,
+    all feeds stop at the end; then wait for the run to finish."""
+    t0, end = event.start, event.end
+    middle = t0 + (end - t0) / 2
+    deadline = time.monotonic() + opts.timeout_min * 60
+    done = {"photos": False, "late": False, "drop": False, "end": False}
+    photos = {}
+    last_states: dict[str, str] = {}
+    while True:
+        now = datetime.now(timezone.utc)
+        if not done["photos"] and now >= t0 + timedelta(seconds=10):
+            done["photos"] = True
+            photos = upload_team_photos(f"http://127.0.0.1:{stack.layout.ports.gateway}", keys, list(event.teams),
+                                        opts.photos_per_team, work / "photos")
+            say(f"district teams uploaded photos: {photos}")
+        if opts.late_point and not done["late"] and now >= t0 + timedelta(seconds=30):
+            done["late"] = True
+            publishers.start(opts.late_point)
+            say(f"late point {opts.late_point} starts streaming")
+        if opts.drop_point and not done["drop"] and now >= middle:
+            done["drop"] = True
+            publishers.stop(opts.drop_point)
+            say(f"point {opts.drop_point} drops off")
+        if not done["end"] and now >= end:
+            done["end"] = True
+            publishers.stop_all()
+            say("event over: all feeds stopped; wrap-up running")
+        run = api.run(DAG_ID, run_id)
+        states = _task_progress(api, run_id)
+        for task, state in states.items():
+            if last_states.get(task) != state and state in ("running", "success", "failed", "deferred",
+                                                            "upstream_failed"):
+                say(f"  {task}: {state}")
+        last_states = states
+        if run["state"] in ("success", "failed"):
+            return {"state": run["state"], "photos": photos}
+        if time.monotonic() > deadline:
+            say(f"timed out after {opts.timeout_min:g} min waiting for the run")
+            return {"state": "timeout", "photos": photos}
+        time.sleep(3)
+
+
+def _task_progress(api, run_id: str) -> dict[str, str]:
+    """One line per task (mapped tasks summarised as 'n/m success')."""
+    grouped: dict[str, list[str]] = {}
+    for ti in api.task_instances(DAG_ID, run_id):
+        grouped.setdefault(ti["task_id"], []).append(ti["state"] or "none")
+    out = {}
+    for task, states in grouped.items():
+        if len(states) == 1:
+            out[task] = states[0]
+        else:
+            finished = sum(s in ("success", "failed", "upstream_failed", "skipped") for s in states)
+            out[task] = "success" if finished == len(states) else "running"
+    return out
+
+
+def _checks(summary: dict, counts: dict, opts: RehearsalOptions, run_state: str, wall: float) -> list:
+    delta = summary.get("go_live_delta_s")
+    points = summary.get("points", [])
+    streaming_before = [p for p in points if p.get("kind") == "point" and p["id"] != opts.late_point]
+    late = [p for p in streaming_before if p.get("live_after_t0_s") is None or p["live_after_t0_s"] > 10]
+    worst = max((p["live_after_t0_s"] for p in streaming_before if p.get("live_after_t0_s") is not None),
+                default=None)
+    duplicates = {k: v for k, v in counts.items() if v > 1}
+    missing = {k: v for k, v in counts.items() if v == 0}
+    checks = [
+        ("run finished", run_state == "success", run_state),
+        ("go-live call − T0 ≤ 1 s", delta is not None and abs(delta) <= 1.0, f"{delta} s"),
+        ("live detected − T0 ≤ 10 s (points streaming before T0)", bool(streaming_before) and not late,
+         f"worst {worst} s over {len(streaming_before)} points" + (f"; late: {[p['id'] for p in late]}" if late else "")),
+        ("publications expected = made", summary.get("publications_made") == summary.get("publications_expected")
+         and not missing, f"{summary.get('publications_made')}/{summary.get('publications_expected')} in the ledger; "
+                          f"on the channels: {counts}"),
+        ("duplicates on the channels = 0", not duplicates, str(duplicates or 0)),
+        ("rehearsal wall time ≤ 15 min", wall <= 15 * 60, f"{wall / 60:.1f} min"),
+    ]
+    if opts.late_point:
+        no_go = opts.late_point in summary.get("preflight_no_go", [])
+        checks.append((f"{opts.late_point} reported no-go at preflight", no_go, str(summary.get("preflight_no_go"))))
+        came = next((p for p in points if p["id"] == opts.late_point), {})
+        checks.append((f"{opts.late_point} picked up when it arrived", came.get("live_after_t0_s") is not None,
+                       f"live {came.get('live_after_t0_s')} s after T0"))
+    if opts.drop_point:
+        dropped = next((p for p in points if p["id"] == opts.drop_point), {})
+        checks.append((f"{opts.drop_point} drop noted", dropped.get("drops", 0) >= 1, f"drops={dropped.get('drops')}"))
+    return checks
+
+
+def _report(checks: list, result: dict, stack: Stack, run_id: str, work: Path) -> None:
+    ports = stack.layout.ports
+    print()
+    print("=" * 100)
+    if (work / "summary.md").exists():
+        print((work / "summary.md").read_text(encoding="utf-8"))
+        print("-" * 100)
+    print("Figures of this rehearsal:")
+    for name, passed, detail in checks:
+        print(f"  {'PASS' if passed else 'FAIL'}  {name}: {detail}")
+    print()
+    print("Where to look:")
+    print(f"  Airflow run     http://127.0.0.1:{ports.airflow}/dags/{DAG_ID}/runs/{run_id}")
+    print(f"  fanpage sandbox http://127.0.0.1:{ports.fanpage}/   (the Page as published, live status)")
+    print(f"  portal sandbox  http://127.0.0.1:{ports.portal}/")
+    print(f"  press mailbox   {stack.layout.sandboxes / 'smtp'}")
+    print(f"  recap video     {work / 'recap.mp4'}")
+    print(f"  summary         {work / 'summary.md'}  (and s3://bridgecast/{work.name}/_launch/)")
+    print(f"  photos sent     {result.get('photos')}")
+
+
+def main_options(args) -> RehearsalOptions:
+    return RehearsalOptions(points=args.points, event_minutes=args.minutes, late_point=args.fail_point,
+                            drop_point=args.drop_point, timeout_min=args.timeout)
+
+
+if __name__ == "__main__":  # pragma: no cover - use `./bridgecast rehearsal`
+    sys.exit("use ./bridgecast rehearsal")

@@ -1,0 +1,61 @@
+"""The object-key scheme: every key the product writes to or lists in S3 is spelled here, and only here.
+
+Keys are content-addressed where the bytes come from a point (DESIGN.md):
+`{event}/{point}/raw/{kind}/{yyyy-mm-ddTHHMMSS}_{sha256[:12]}.{ext}`, so a re-upload of the same bytes lands on
+the same key and "never overwrite" is one conditional PUT. Per-run artefacts live under an underscore folder
+(`_launch`, `_posts`, `_report`) that no point id can take (point ids are ASCII slugs without a leading `_`).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+# --- what the points send ---------------------------------------------------------------------------------------
+def raw_key(event_id: str, point_id: str, kind: str, received_at: datetime, sha256: str, ext: str) -> str:
+    stamp = received_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H%M%S")
+    return f"{event_id}/{point_id}/raw/{kind}/{stamp}_{sha256[:12]}.{ext.lstrip('.').lower()}"
+
+
+def processed_prefix(event_id: str, point_id: str, rendition: str) -> str:
+    return f"{event_id}/{point_id}/processed/{rendition}/"
+
+
+def processed_key(event_id: str, point_id: str, rendition: str, name: str) -> str:
+    return processed_prefix(event_id, point_id, rendition) + name
+
+
+def manifest_prefix(event_id: str, point_id: str | None = None) -> str:
+    """All manifests of a point, or (point None) a prefix under which every point's manifests are listed."""
+    return f"{event_id}/{point_id}/manifests/" if point_id else f"{event_id}/"
+
+
+def manifest_key(event_id: str, point_id: str, sha256: str) -> str:
+    return f"{manifest_prefix(event_id, point_id)}{sha256}.json"
+
+
+def is_manifest_key(key: str) -> bool:
+    return "/manifests/" in key and key.endswith(".json")
+
+
+def quarantine_key(event_id: str, point_id: str, sha256: str) -> str:
+    return f"{event_id}/{point_id}/quarantine/{sha256}.json"
+
+
+# --- what the pipelines make --------------------------------------------------------------------------------------
+def launch_key(event_id: str, name: str) -> str:
+    """An artefact of the launch run (the event copy, preflight table, highlights, recap, summary…)."""
+    return f"{event_id}/_launch/{name}"
+
+
+def post_key(event_id: str, pub_key: str, name: str) -> str:
+    """An artefact of one staff/calendar post (its frozen media list, previews, outcome)."""
+    return f"{event_id}/_posts/{pub_key}/{name}"
+
+
+def posts_run_key(event_id: str, run_slug: str, name: str) -> str:
+    """What one `bridgecast_publish` run planned."""
+    return f"{event_id}/_posts/_runs/{run_slug}/{name}"
+
+
+def health_key(stamp: str) -> str:
+    return f"_health/{stamp}"

@@ -1,0 +1,243 @@
+"""The staff form through the running Airflow, as staff and approver use it (REST API v2 = what the UI calls):
+approve → published once at the chosen minute; reject → nothing; no answer → expired at the publish time;
+bad input → refused, or stopped at the first task with a Vietnamese message naming the field; clearing the
+publishing ten times → still one post per channel; a deliberate re-post only with the «Đăng lại» box.
+
+Every scenario is started at once by the module fixture (they share the same ~80 s wait for the publish time)."""
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bridgecast.airflow_api import AirflowAPI, AirflowAPIError
+
+DAG = "bridgecast_schedule_post"
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+LEAD_S = 80  # the form wants ≥ 1 min; the runs need a few seconds to reach the approval
+
+
+def _local(moment: datetime) -> str:
+    return moment.astimezone(VN).replace(microsecond=0).isoformat()
+
+
+def _jpeg(seed: int) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (seed * 40 % 255, 120, 200)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def _answer_when_open(api: AirflowAPI, service: AirflowAPI, run_id: str, option: str, timeout_s: float = 90) -> None:
+    """Answer like a person: once the request has been open for a moment. Answered again if Airflow asks again
+    (see the retry on approve_post)."""
+    deadline = time.monotonic() + timeout_s
+    open_since = None
+    while time.monotonic() < deadline:
+        ti = next(t for t in service.task_instances(DAG, run_id) if t["task_id"] == "approve_post")
+        if ti["state"] in ("success", "skipped", "failed", "upstream_failed"):
+            return
+        if ti["state"] == "awaiting_input":
+            open_since = open_since or time.monotonic()
+            if time.monotonic() - open_since >= 2:
+                try:
+                    api.answer_hitl(DAG, run_id, "approve_post", [option])
+                except AirflowAPIError as exc:
+                    if exc.status != 409:  # already answered
+                        raise
+                open_since = None
+        else:
+            open_since = None
+        time.sleep(1)
+    raise AssertionError(f"approve_post of {run_id} did not finish after answering {option}")
+
+
+def task_log(api: AirflowAPI, run_id: str, task_id: str, map_index: int = -1, try_number: int = 1) -> str:
+    path = f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+    content = api.request("GET", path, params={"full_content": True, "map_index": map_index})["content"]
+    return "\n".join(str(line.get("event", "")) if isinstance(line, dict) else str(line) for line in content)
+
+
+@pytest.fixture(scope="module")
+def event(stack):
+    from bridgecast.event import default_event_path, load_event
+
+    return load_event(default_event_path())
+
+
+@pytest.fixture(scope="module")
+def approver(stack):
+    from devstack.stack.env import airflow_passwords
+
+    return AirflowAPI(f"http://127.0.0.1:{stack.layout.ports.airflow}", "approver",
+                      airflow_passwords(stack.layout, stack.secrets)["approver"])
+
+
+@pytest.fixture(scope="module")
+def scenario(stack, airflow_api, approver, event):
+    from bridgecast.storage import Storage
+
+    airflow_api.wait_for_dag(DAG, timeout_s=180)
+    airflow_api.set_paused(DAG, False)
+    tag = uuid.uuid4().hex[:6]
+    storage = Storage.from_connection()
+    photos = []
+    for i, point in enumerate(("vinh-yen", "phuc-yen")):
+        key = f"{event.id}/{point}/processed/web/test-{tag}-{i}.jpg"
+        storage.put_bytes(key, _jpeg(i), content_type="image/jpeg")
+        photos.append(key)
+    t0 = datetime.now(timezone.utc)
+    at = (t0 + timedelta(seconds=LEAD_S)).replace(microsecond=0)
+
+    def conf(title: str, **kw) -> dict:
+        return {"channels": ["portal", "fanpage"], "title": title, "publish_at": _local(at), "photos": [],
+                "body": "Các đội tuyên truyền lưu động đã ra quân.\n\nHãy tham gia BHXH tự nguyện!", **kw}
+
+    titles = {name: f"Bài thử {name} {tag}" for name in ("approved", "rejected", "expired", "invalid", "cancelled")}
+    runs = {
+        # staff text is never a template: "{{ ds }}" must reach the channels as typed
+        "approved": airflow_api.trigger(DAG, conf(titles["approved"], photos=photos,
+                                                  body="Mã chiến dịch: {{ ds }}."))["dag_run_id"],
+        # the same post submitted again (same title and minute) while the first waits: the same post, once
+        "again": airflow_api.trigger(DAG, conf(titles["approved"], photos=photos,
+                                               body="Mã chiến dịch: {{ ds }}."))["dag_run_id"],
+        # a deliberate re-post of it on the portal (Facebook itself refuses an identical text posted twice)
+        "repost": airflow_api.trigger(DAG, conf(titles["approved"], photos=photos, channels=["portal"],
+                                                repost=True))["dag_run_id"],
+        "rejected": airflow_api.trigger(DAG, conf(titles["rejected"]))["dag_run_id"],
+        # approved, then called off before its time (staff guide: Mark run as → Failed)
+        "cancelled": airflow_api.trigger(DAG, conf(titles["cancelled"]))["dag_run_id"],
+        "expired": airflow_api.trigger(DAG, conf(titles["expired"]))["dag_run_id"],
+        "past": airflow_api.trigger(DAG, conf(titles["invalid"], publish_at="2020-05-23T08:00"))["dag_run_id"],
+        "blank_body": airflow_api.trigger(DAG, conf(titles["invalid"], body="  \n  "))["dag_run_id"],
+        "no_photo": airflow_api.trigger(DAG, conf(titles["invalid"], photos=[
+            f"{event.id}/vinh-yen/processed/web/khong-co-{tag}.jpg"]))["dag_run_id"],
+        "no_channel": airflow_api.trigger(DAG, conf(titles["invalid"], channels=[]))["dag_run_id"],
+    }
+    refused = {}
+    for name, bad in {"unknown_channel": {"channels": ["portal", "tiktok"]}, "empty_body": {"body": ""}}.items():
+        try:
+            airflow_api.trigger(DAG, conf(titles["invalid"], **bad))
+            refused[name] = None
+        except AirflowAPIError as exc:
+            refused[name] = exc
+    for name, option in (("approved", "Approve"), ("again", "Approve"), ("repost", "Approve"),
+                         ("rejected", "Reject"), ("cancelled", "Approve")):
+        _answer_when_open(approver, airflow_api, runs[name], option)
+    airflow_api.set_run_state(DAG, runs["cancelled"], "failed")
+    finished = {name: airflow_api.wait_run(DAG, run_id, timeout_s=LEAD_S + 120) for name, run_id in runs.items()}
+    return {"runs": runs, "finished": finished, "refused": refused, "titles": titles, "at": at, "t0": t0,
+            "photos": photos, "tag": tag}
+
+
+def _states(api, run_id) -> dict:
+    return {(ti["task_id"], ti["map_index"]): ti["state"] for ti in api.task_instances(DAG, run_id)}
+
+
+def _on_channels(event, title):
+    from bridgecast.posts.audit import on_channels
+
+    return on_channels(event, title)
+
+
+@pytest.mark.timeout(400)
+def test_bad_form_input_is_refused_or_stops_at_the_first_task_naming_the_field(scenario, airflow_api, event):
+    refused = scenario["refused"]
+    assert refused["unknown_channel"] is not None and refused["unknown_channel"].status == 400
+    assert "channels" in str(refused["unknown_channel"].detail) and "tiktok" in str(refused["unknown_channel"].detail)
+    assert refused["empty_body"] is not None and "body" in str(refused["empty_body"].detail)
+    expected = {"past": "«Thời gian đăng» (publish_at): 08:00 23/05/2020 (giờ Việt Nam) đã qua",
+                "blank_body": "«Nội dung» (body): đang trống",
+                "no_photo": "«Ảnh» (photos): không tìm thấy ảnh",
+                "no_channel": "«Kênh đăng» (channels): chưa chọn kênh nào"}
+    for name, phrase in expected.items():
+        run_id = scenario["runs"][name]
+        assert scenario["finished"][name]["state"] == "failed", name
+        states = _states(airflow_api, run_id)
+        assert states[("validate_form", -1)] == "failed", (name, states)
+        assert states[("approve_post", -1)] == "upstream_failed", (name, states)
+        assert phrase in task_log(airflow_api, run_id, "validate_form"), name
+    assert _on_channels(event, scenario["titles"]["invalid"]) == {"fanpage": [], "portal": []}
+
+
+@pytest.mark.timeout(400)
+def test_approved_post_is_published_once_at_its_minute_with_its_photos(scenario, airflow_api, event):
+    from bridgecast.ledger import Ledger
+
+    assert scenario["finished"]["approved"]["state"] == "success"
+    assert scenario["finished"]["again"]["state"] == "success"
+    report = airflow_api.xcom(DAG, scenario["runs"]["approved"], "notify_staff")
+    key = report["key"]
+    ledger = Ledger()
+    for result in report["results"]:
+        row = ledger.get(event.id, result["channel"], key)
+        assert row.status == "published"
+        late = (row.published_at - scenario["at"]).total_seconds()
+        print(f"{result['channel']}: call left {result['call_late_s']:+.3f} s after its minute, "
+              f"recorded as published {late:+.2f} s after it")
+        assert 0 <= result["call_late_s"] < 2, result
+        assert 0 <= late < 10, late
+    found = _on_channels(event, scenario["titles"]["approved"])
+    # the original and the deliberate re-post (its own key) on the portal; nothing from the duplicate submission
+    assert len(found["portal"]) == 2 and all("wp:gallery" in p["content"] for p in found["portal"])
+    assert len(found["fanpage"]) == 1 and found["fanpage"][0]["state"] == "published"
+    assert "Mã chiến dịch: {{ ds }}." in found["fanpage"][0]["message"]
+    assert sum("Mã chiến dịch: {{ ds }}." in p["content"] for p in found["portal"]) == 1  # not the re-post
+    actions = sorted(r["action"] for name in ("approved", "again")
+                     for r in airflow_api.xcom(DAG, scenario["runs"][name], "notify_staff")["results"])
+    assert actions == ["created", "created", "existing", "existing"], actions
+    repost = airflow_api.xcom(DAG, scenario["runs"]["repost"], "notify_staff")
+    assert repost["key"].startswith(key + "/dang-lai-") and repost["results"][0]["action"] == "created"
+
+
+@pytest.mark.timeout(400)
+def test_rejected_post_is_not_posted(scenario, airflow_api, event):
+    run_id = scenario["runs"]["rejected"]
+    assert scenario["finished"]["rejected"]["state"] == "success"
+    states = _states(airflow_api, run_id)
+    assert states[("approve_post", -1)] == "success" and states[("publish_post", -1)] == "skipped", states
+    assert airflow_api.xcom(DAG, run_id, "notify_staff")["outcome"] == "rejected"
+    assert _on_channels(event, scenario["titles"]["rejected"]) == {"fanpage": [], "portal": []}
+
+
+@pytest.mark.timeout(400)
+def test_an_approved_post_called_off_before_its_time_is_not_posted(scenario, airflow_api, event):
+    assert scenario["finished"]["cancelled"]["state"] == "failed"
+    assert datetime.now(timezone.utc) > scenario["at"] + timedelta(seconds=5)
+    assert _on_channels(event, scenario["titles"]["cancelled"]) == {"fanpage": [], "portal": []}
+
+
+@pytest.mark.timeout(400)
+def test_unanswered_approval_expires_at_the_publish_time_and_staff_are_told(scenario, airflow_api, event):
+    from bridgecast.storage import Storage
+
+    run_id = scenario["runs"]["expired"]
+    assert scenario["finished"]["expired"]["state"] == "failed"  # a red run: nobody decided
+    states = _states(airflow_api, run_id)
+    assert states[("approve_post", -1)] == "skipped" and states[("publish_post", -1)] == "skipped", states
+    assert states[("notify_staff", -1)] == "failed"
+    assert "HẾT HẠN DUYỆT" in task_log(airflow_api, run_id, "notify_staff")
+    assert _on_channels(event, scenario["titles"]["expired"]) == {"fanpage": [], "portal": []}
+    storage = Storage.from_connection()
+    outcomes = [o["Key"] for o in storage.list_keys(f"{event.id}/_posts/form/") if o["Key"].endswith("outcome.json")
+                and scenario["tag"] in o["Key"] and "expired" in storage.get_json(o["Key"])["outcome"]]
+    assert len(outcomes) == 1
+
+
+@pytest.mark.timeout(400)
+def test_clearing_the_publishing_ten_times_posts_nothing_new(scenario, airflow_api, event):
+    run_id = scenario["runs"]["approved"]
+    before = _on_channels(event, scenario["titles"]["approved"])
+    for _ in range(10):
+        airflow_api.clear_tasks(DAG, run_id, ["publish_post"])
+        assert airflow_api.wait_run(DAG, run_id, timeout_s=120, poll_s=1)["state"] == "success"
+        actions = [airflow_api.xcom(DAG, run_id, "publish_post", map_index=i)["action"] for i in (0, 1)]
+        assert actions == ["existing", "existing"], actions
+    after = _on_channels(event, scenario["titles"]["approved"])
+    assert [p["id"] for p in after["fanpage"]] == [p["id"] for p in before["fanpage"]]
+    assert [p["id"] for p in after["portal"]] == [p["id"] for p in before["portal"]]
