@@ -1,19 +1,27 @@
 """Credentials for external systems, looked up by Airflow Connection id.
 
-Inside Airflow the Task SDK resolves connections (env, secrets backend, metadata DB). Outside Airflow
-(the ingest gateway, the CLI, tests) the same `AIRFLOW_CONN_<ID>` environment variables are parsed here,
-so one definition serves both and no credential ever lives in code or config files.
+Inside an Airflow task the lookup is Airflow's own (Task SDK `Connection.get`): the task asks its supervisor, which
+asks the API server, which consults the secrets backend, the `AIRFLOW_CONN_*` variables and the metadata DB — so a
+secrets backend works and a Connection edited in the UI is the one the next task uses — and the SDK registers the
+password and the extras with the log masker, so they show as *** in the task log.
+Outside Airflow (the ingest gateway, the CLI, tests) there is nobody to ask: the `AIRFLOW_CONN_<ID>` environment
+variable is parsed by the Task SDK's `Connection`, exactly as Airflow reads it (JSON or URI form).
+No credential ever lives in code or config files.
 """
 from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 
 class ConnectionNotFound(LookupError):
     pass
+
+
+class ConnectionInvalid(ValueError):
+    """The Connection exists but cannot be read; the message never quotes its value (it holds the password)."""
 
 
 @dataclass(frozen=True)
@@ -40,64 +48,66 @@ class ConnectionInfo:
         return host.rstrip("/")
 
 
-def parse_connection(conn_id: str, value: str) -> ConnectionInfo:
-    """Parse an `AIRFLOW_CONN_*` value: Airflow's JSON form or its URI form."""
-    value = value.strip()
-    if value.startswith("{"):
-        data = json.loads(value)
-        return ConnectionInfo(
-            conn_id=conn_id,
-            conn_type=data.get("conn_type", ""),
-            host=data.get("host") or "",
-            port=int(data["port"]) if data.get("port") else None,
-            login=data.get("login") or "",
-            password=data.get("password") or "",
-            schema=data.get("schema") or "",
-            extra=_extra(data.get("extra")),
-        )
-    parts = urlsplit(value)
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    extra = json.loads(query.pop("__extra__")) if "__extra__" in query else query
-    return ConnectionInfo(
-        conn_id=conn_id,
-        conn_type=parts.scheme.replace("-", "_"),
-        host=unquote(parts.hostname or ""),
-        port=parts.port,
-        login=unquote(parts.username or ""),
-        password=unquote(parts.password or ""),
-        schema=unquote(parts.path.lstrip("/")),
-        extra=extra,
-    )
+def env_var(conn_id: str) -> str:
+    return f"AIRFLOW_CONN_{conn_id.upper()}"
 
 
-def _extra(raw) -> dict:
-    if not raw:
-        return {}
-    return raw if isinstance(raw, dict) else json.loads(raw)
+def in_airflow_task() -> bool:
+    """True while Airflow runs a task in this process (a worker's task runner, or `dag.test()`): the Task SDK's
+    task runner then holds its channel to the supervisor. This is the test the SDK itself makes to choose its
+    secrets backends (`supervisor.ensure_secrets_backend_loaded`); looking in sys.modules keeps the gateway and
+    the CLI from importing the task runner just to ask."""
+    runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    return getattr(runner, "SUPERVISOR_COMMS", None) is not None
 
 
 def get_connection(conn_id: str) -> ConnectionInfo:
-    env_value = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
-    if env_value:
-        return parse_connection(conn_id, env_value)
+    """The Connection `conn_id`: through Airflow inside a task, from `AIRFLOW_CONN_<ID>` outside."""
+    return _from_airflow(conn_id) if in_airflow_task() else _from_environment(conn_id)
+
+
+def _from_airflow(conn_id: str) -> ConnectionInfo:
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
     try:
-        from airflow.sdk import BaseHook  # only available (and only meaningful) inside Airflow
-    except ImportError as exc:  # pragma: no cover - Airflow is always installed in this project
-        raise ConnectionNotFound(conn_id) from exc
+        conn = Connection.get(conn_id)
+    except AirflowNotFoundException:
+        raise ConnectionNotFound(f"Airflow Connection '{conn_id}' is not defined: add it in Admin → Connections "
+                                 "(or in the secrets backend)") from None
+    # extra_dejson also masks each sensitive extra value (app_secret, token…), not only the extra as a whole
+    return _info(conn, conn.extra_dejson)
+
+
+def _from_environment(conn_id: str) -> ConnectionInfo:
+    value = os.environ.get(env_var(conn_id))
+    if not value:
+        raise ConnectionNotFound(f"Connection '{conn_id}' is not set for this process (outside Airflow): export "
+                                 f"{env_var(conn_id)} in Airflow's JSON or URI form (for the embedded stack: "
+                                 "source var/stack.env)")
+    return parse_connection(conn_id, value)
+
+
+def parse_connection(conn_id: str, value: str) -> ConnectionInfo:
+    """An `AIRFLOW_CONN_*` value read by the Task SDK's `Connection`: Airflow's JSON form or its URI form."""
+    from airflow.sdk import Connection
+
+    value = value.strip()
     try:
-        conn = BaseHook.get_connection(conn_id)
-    except Exception as exc:
-        raise ConnectionNotFound(
-            f"Airflow Connection '{conn_id}' is not defined: add it in Admin → Connections "
-            f"or as the environment variable AIRFLOW_CONN_{conn_id.upper()}"
-        ) from exc
-    return ConnectionInfo(
-        conn_id=conn_id,
-        conn_type=conn.conn_type or "",
-        host=conn.host or "",
-        port=conn.port,
-        login=conn.login or "",
-        password=conn.password or "",
-        schema=conn.schema or "",
-        extra=_extra(conn.extra),
-    )
+        conn = Connection.from_json(value, conn_id=conn_id) if value.startswith("{") else \
+            Connection.from_uri(value, conn_id=conn_id)
+        extra = json.loads(conn.extra) if conn.extra else {}
+        if not isinstance(extra, dict):
+            raise TypeError("extra is not a JSON object")
+    except Exception as exc:  # noqa: BLE001 - whatever the parser says, the value must not be echoed
+        raise ConnectionInvalid(
+            f"{env_var(conn_id)} is not a Connection Airflow can read ({type(exc).__name__}): write it in Airflow's "
+            'JSON form {"conn_type": …, "host": …, "login": …, "password": …, "extra": {…}} or as a connection '
+            "URI") from None
+    return _info(conn, extra)
+
+
+def _info(conn, extra: dict) -> ConnectionInfo:
+    return ConnectionInfo(conn_id=conn.conn_id, conn_type=conn.conn_type or "", host=conn.host or "",
+                          port=conn.port, login=conn.login or "", password=conn.password or "",
+                          schema=conn.schema or "", extra=extra)

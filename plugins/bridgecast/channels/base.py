@@ -26,12 +26,17 @@ class MediaFile:
     @classmethod
     def from_path(cls, path, content_type: str, caption: str = "") -> "MediaFile":
         """A local file as an upload: its name and its content hash (which channels use to find it again)."""
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1024 * 1024), b""):
-                digest.update(block)
         return cls(path=str(path), filename=os.path.basename(path), content_type=content_type,
-                   sha256=digest.hexdigest(), caption=caption)
+                   sha256=file_sha256(path), caption=caption)
+
+
+def file_sha256(path) -> str:
+    """SHA-256 of a file, read 1 MiB at a time (a recap video is gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,8 @@ class Channel(ABC):
 
     name: str
     supports_update: bool = True
+    # True when `reconcile` lists the channel and removes twins: the ledger then re-checks after every create.
+    compensates: bool = False
 
     @abstractmethod
     def publish(self, pub: Publication) -> RemoteRef:
@@ -118,12 +125,35 @@ class Channel(ABC):
     def check(self) -> HealthReport:
         """Preflight: credentials valid, permissions present. Never raises for an auth problem; reports it."""
 
+    # --- exactly once (driven by bridgecast.ledger) ---------------------------------------------------------------
+    def reconcile(self, pub: Publication, *, since: datetime | None = None, exclude: frozenset[str] = frozenset(),
+                  complete: bool = True) -> RemoteRef | None:
+        """After an attempt whose outcome is unknown: the ONE remote item of this publication, or None.
+
+        Channels that can list what they hold override this to also compensate — remove the twins an earlier,
+        unrecorded attempt left (keeping the oldest) and, when `complete`, finish a half-made item. `since`: no
+        twin can be older than the publication's first attempt (minus clock skew); `exclude`: remote ids the
+        ledger records for OTHER publications, never taken (nor deleted) as ours."""
+        found = self.find(pub)
+        return None if found is None or found.remote_id in exclude else found
+
+    def server_window_s(self, pub: Publication) -> float:
+        """How long after a request left us the service may still act on it: the longest client timeout of the
+        calls `publish(pub)` makes plus a margin. The ledger never re-creates an item before an earlier attempt's
+        window has passed (a timed-out or killed attempt may still be creating it on the server)."""
+        return DEFAULT_SERVER_WINDOW_S
+
+
+DEFAULT_SERVER_WINDOW_S = 120.0
+
 
 # --- typed errors -----------------------------------------------------------------------------------------
 class ChannelError(Exception):
-    """Base: `operator_message` says what happened and what to do; never contains a secret."""
+    """Base: `operator_message` says what happened and what to do; never contains a secret. `unanswered`: the
+    request left but no answer came back (timeout, connection lost) — the service may still be working on it."""
 
     retryable = False
+    unanswered = False
 
     def __init__(self, channel: str, operator_message: str, *, code: str | int | None = None, status: int | None = None):
         super().__init__(f"[{channel}] {operator_message}")
@@ -171,3 +201,9 @@ class NotFound(ChannelError):
 
 class Transient(ChannelError):
     retryable = True
+
+
+def may_still_be_running(exc: BaseException) -> bool:
+    """Can the request that raised `exc` still be acted on by the service? Yes when no answer came back, and for
+    anything that is not a channel's typed answer (a kill, a signal, a bug mid-call): we cannot know."""
+    return exc.unanswered if isinstance(exc, ChannelError) else True

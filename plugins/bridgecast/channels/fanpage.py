@@ -1,18 +1,15 @@
 """Fanpage channel: posts, photos, scheduled posts, the live video and the recap video on the Page via the Graph API.
-`GraphClient` owns session, token, timeouts, retries and error mapping; `FanpageChannel` maps Publications onto it."""
+`GraphClient` owns the Graph URLs, the token and the error mapping over the shared `HttpTransport` (session,
+timeouts, retries, streamed uploads); `FanpageChannel` maps Publications onto it."""
 from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import json
 import logging
 import math
 import os
-import random
 import re
-import secrets
-import time
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -21,11 +18,11 @@ from typing import Iterator, Protocol
 from urllib.parse import quote
 
 import requests
-from requests.auth import AuthBase
 
 from bridgecast.channels.base import (AuthError, Channel, ChannelError, DuplicateRejected, HealthReport, MediaFile,
                                       NotFound, PermissionMissing, PolicyBlocked, Publication, RateLimited,
-                                      RejectedInput, RemoteRef, Transient)
+                                      RejectedInput, RemoteRef, Transient, file_sha256)
+from bridgecast.channels.transport import HeaderAuth, HttpTransport, MultipartFile, checked_base_url
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +39,9 @@ LIVE_SCHEDULE_MAX_LEAD = timedelta(days=7)
 LIVE_SCHEDULE_MIN_LEAD = timedelta(seconds=60)
 LIVE_TITLE_MAX_CHARS = 254
 MAX_PHOTOS = 10  # the content calendar's cap for one post
+# After our client gave up on a call, Graph may still carry it out; an attempt's server-side deadline is our timeout
+# plus this margin (Meta documents no bound: keep it generous).
+SERVER_MARGIN_S = 60.0
 PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/bmp", "image/tiff"})
 REQUIRED_PERMISSIONS = ("pages_manage_posts", "pages_read_engagement")
 VIDEO_PERMISSIONS = ("pages_show_list",)
@@ -51,7 +51,6 @@ DEFAULT_RATE_LIMIT_WAIT_S = 60.0
 # X-App-Usage / X-Page-Usage are rolling one-hour percentages without a regain estimate: at 100 % a few minutes
 # let the oldest calls age out.
 FULL_USAGE_WAIT_S = 300.0
-CHUNK_ATTEMPTS = 3
 AUTH_SUBCODES = {458: "the app is not installed for the Page admin", 459: "the admin account is checkpointed",
                  460: "the admin changed their password", 463: "the token has expired",
                  464: "the admin account is unconfirmed", 467: "the token is invalid", 492: "the session is invalid"}
@@ -181,93 +180,29 @@ def graph_error(status: int, payload, headers, *, conn_id: str = DEFAULT_CONN_ID
     return ChannelError(CHANNEL, f"Facebook refused the call{where} ({label}).{hint} {said}", **kw)
 
 
-# --- transport ----------------------------------------------------------------------------------------------------
-class _PageToken(AuthBase):
-    """`Authorization: OAuth <token>`: the token travels in a header, never in a URL that logs and errors print."""
-
-    __slots__ = ("_header",)
-
-    def __init__(self, token: str):
-        self._header = f"OAuth {token}"
-
-    def __call__(self, request):
-        request.headers["Authorization"] = self._header
-        return request
-
-    def __repr__(self) -> str:
-        return "<Page access token: hidden>"
-
-
-class _MultipartFileSlice:
-    """A multipart/form-data body: form fields plus one file part read from disk `length` bytes from `offset`,
-    1 MiB at a time, with the length announced up front (a recap can be gigabytes; memory stays flat)."""
-
-    block = 1024 * 1024
-
-    def __init__(self, fields: dict[str, str], file_field: str, path: str, offset: int, length: int,
-                 filename: str = "chunk.bin", content_type: str = "application/octet-stream"):
-        boundary = "bridgecast" + secrets.token_hex(16)
-        self.content_type = f"multipart/form-data; boundary={boundary}"
-        head = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
-                       for name, value in fields.items())
-        head += (f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{filename}"\r\n'
-                 f"Content-Type: {content_type}\r\n\r\n")
-        self._head = io.BytesIO(head.encode("utf-8"))
-        self._tail = io.BytesIO(f"\r\n--{boundary}--\r\n".encode())
-        self._file = open(path, "rb")
-        self._file.seek(offset)
-        self._left = length
-        self._length = len(self._head.getvalue()) + length + len(self._tail.getvalue())
-
-    def __len__(self) -> int:
-        return self._length
-
-    def read(self, size: int = -1) -> bytes:
-        size = self.block if size is None or size < 0 else size
-        chunk = self._head.read(size)
-        if chunk:
-            return chunk
-        if self._left > 0:
-            chunk = self._file.read(min(size, self._left))
-            if not chunk:
-                raise OSError("the video file is shorter than announced: was it changed during the upload?")
-            self._left -= len(chunk)
-            return chunk
-        return self._tail.read(size)
-
-    def __iter__(self) -> Iterator[bytes]:
-        while chunk := self.read(self.block):
-            yield chunk
-
-    def close(self) -> None:
-        self._file.close()
-
-
+# --- the Graph client -------------------------------------------------------------------------------------------
 class GraphClient:
-    """Graph API calls with a Page token: one Session, a timeout on every call, reads retried with backoff,
-    writes never retried blindly (a timeout leaves the outcome unknown; the ledger reconciles)."""
+    """Graph API calls with a Page token over the shared transport: reads (and the few writes that are safe to
+    repeat) under its retry policy, anything that creates something sent once (a timeout leaves the outcome
+    unknown; the ledger reconciles). Transport options (timeout, upload_timeout, read_attempts, first_wait_s,
+    max_retry_wait_s, sleep, session) go through to `HttpTransport`."""
 
     def __init__(self, page_token: str, *, version: str = DEFAULT_VERSION, base_url: str = GRAPH_URL,
-                 video_base_url: str | None = None, app_secret: str | None = None,
-                 timeout: tuple[float, float] = (5.0, 30.0), upload_timeout: tuple[float, float] = (5.0, 300.0),
-                 read_attempts: int = 4, max_retry_wait_s: float = 30.0, conn_id: str = DEFAULT_CONN_ID,
-                 session: requests.Session | None = None, sleep=time.sleep):
+                 video_base_url: str | None = None, app_secret: str | None = None, conn_id: str = DEFAULT_CONN_ID,
+                 **transport_options):
         if not page_token:
             raise AuthError(CHANNEL, f"No Page access token: set it as the password of Airflow Connection '{conn_id}'")
         if not re.fullmatch(r"v\d+\.0", version or ""):
             raise ValueError(f"graph_version must look like 'v25.0', got {version!r}")
-        self._auth = _PageToken(page_token)
         self._token = page_token
         self._proof = (hmac.new(app_secret.encode(), page_token.encode(), hashlib.sha256).hexdigest()
                        if app_secret else None)
         self.version = version
-        self.base_url = base_url.rstrip("/")
-        self.video_base_url = (video_base_url or base_url).rstrip("/")
-        self.timeout, self.upload_timeout = timeout, upload_timeout
-        self.read_attempts, self.max_retry_wait_s = max(1, read_attempts), max_retry_wait_s
+        self.base_url = checked_base_url(base_url, service="Graph API", conn_id=conn_id)
+        self.video_base_url = checked_base_url(video_base_url or base_url, service="Graph video", conn_id=conn_id)
         self.conn_id = conn_id
-        self.session = session or requests.Session()
-        self.sleep = sleep
+        self.transport = HttpTransport(HeaderAuth.token("OAuth", page_token, "Page access token"),
+                                       service="Facebook", channel=CHANNEL, conn_id=conn_id, **transport_options)
         self.last_usage: dict[str, dict] = {}
         self._warned_version = False
 
@@ -284,20 +219,24 @@ class GraphClient:
 
     # --- public verbs -------------------------------------------------------------------------------------------
     def get(self, path: str, params: dict | None = None) -> dict:
-        return self._retrying(lambda: self._send("GET", path, params=dict(params or {})), f"GET /{path}")
+        return self.transport.repeat(lambda: self._send("GET", path, params=dict(params or {})), f"GET /{path}")
 
     def post(self, path: str, data: dict | None = None, *, files: dict | None = None, body=None,
-             headers: dict | None = None, video: bool = False, timeout: tuple[float, float] | None = None,
+             headers: dict | None = None, video: bool = False, upload: bool = False,
              idempotent: bool = False) -> dict:
         """A write. Only calls that are safe to repeat (setting a live video's status) pass `idempotent=True` and
-        get the read retry; anything that creates something is sent once."""
+        get the retry policy; anything that creates something is sent once."""
         def call():
             return self._send("POST", path, data=dict(data or {}), files=files, body=body, headers=headers,
-                              video=video, timeout=timeout)
-        return self._retrying(call, f"POST /{path}") if idempotent else call()
+                              video=video, upload=upload)
+        return self.transport.repeat(call, f"POST /{path}") if idempotent else call()
 
     def delete(self, path: str) -> dict:
         return self._send("DELETE", path)
+
+    def repeat(self, call, what: str):
+        """Run a call that is safe to repeat (e.g. resending a video chunk) under the retry policy."""
+        return self.transport.repeat(call, what)
 
     def debug_own_token(self) -> dict:
         """`debug_token` for the client's own token. The token to inspect travels in a form body (Graph's
@@ -318,41 +257,19 @@ class GraphClient:
             params["after"] = after
 
     # --- mechanics ------------------------------------------------------------------------------------------------
-    def _retrying(self, call, what: str):
-        backoff = 1.0
-        for attempt in range(1, self.read_attempts + 1):
-            try:
-                return call()
-            except (Transient, RateLimited) as exc:
-                wait = exc.retry_after_s if isinstance(exc, RateLimited) else backoff * (1 + random.random() / 4)
-                if attempt == self.read_attempts or wait > self.max_retry_wait_s:
-                    raise
-                log.warning("%s failed (%s); retry %d/%d in %.1f s", what, type(exc).__name__, attempt,
-                            self.read_attempts - 1, wait)
-                self.sleep(wait)
-                backoff *= 2
-
     def _send(self, method: str, path: str, *, params: dict | None = None, data: dict | None = None,
               files: dict | None = None, body=None, headers: dict | None = None, video: bool = False,
-              timeout: tuple[float, float] | None = None) -> dict:
+              upload: bool = False) -> dict:
         params = dict(params or {})
         if self._proof:
             if method == "POST" and data is not None and body is None:
                 data["appsecret_proof"] = self._proof
             else:
                 params["appsecret_proof"] = self._proof
-        timeout = timeout or self.timeout
         what = f"{method} /{path}"
-        try:
-            response = self.session.request(method, self.url(path, video=video), params=params or None,
-                                            data=body if body is not None else data or None, files=files,
-                                            headers=headers, auth=self._auth, timeout=timeout, allow_redirects=False)
-        except requests.Timeout as exc:
-            outcome = "" if method == "GET" else " Whether Facebook acted on it is unknown: the ledger reconciles."
-            raise Transient(CHANNEL, f"No answer from Facebook for {what} within {timeout[1]:.0f} s.{outcome}") from exc
-        except requests.ConnectionError as exc:
-            raise Transient(CHANNEL, f"Could not reach Facebook for {what} ({type(exc).__name__}); check the network "
-                                     f"and the Graph base URL of Airflow Connection '{self.conn_id}'.") from exc
+        response = self.transport.send(method, self.url(path, video=video), what, upload=upload,
+                                       params=params or None, data=body if body is not None else data or None,
+                                       files=files, headers=headers)
         self._note_usage(response)
         try:
             payload = response.json()
@@ -435,6 +352,20 @@ class LiveVideo(RemoteRef):
     secure_stream_url: str = field(default="", repr=False, compare=False)
 
 
+def _created(item: dict) -> datetime:
+    """Graph's `created_time` ("2026-03-01T01:00:00+0000"); an item without one sorts as brand new."""
+    try:
+        return datetime.strptime(item["created_time"], "%Y-%m-%dT%H:%M:%S%z")
+    except (KeyError, TypeError, ValueError):
+        return datetime.now(timezone.utc)
+
+
+def _created_order(item: dict) -> tuple:
+    """Earliest first; within a second, by the numeric part of the id (Graph ids grow with time)."""
+    tail = str(item["id"]).rsplit("_", 1)[-1]
+    return _created(item), int(tail) if tail.isdigit() else 0, str(item["id"])
+
+
 def normalize_text(text: str) -> str:
     """How a message is compared with what Facebook shows: NFC, LF line ends, no surrounding blanks."""
     return unicodedata.normalize("NFC", (text or "").replace("\r\n", "\n")).strip()
@@ -443,14 +374,6 @@ def normalize_text(text: str) -> str:
 def post_message(pub: Publication) -> str:
     """The post text: title, a blank line, the body (plain text with blank-line paragraphs)."""
     return normalize_text("\n\n".join(part.strip() for part in (pub.title, pub.body) if part and part.strip()))
-
-
-def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class FanpageChannel(Channel):
@@ -462,12 +385,13 @@ class FanpageChannel(Channel):
 
     name = CHANNEL
     supports_update = True
+    compensates = True
 
     def __init__(self, page_id: str, page_token: str, *, graph_version: str = DEFAULT_VERSION,
                  base_url: str = GRAPH_URL, video_base_url: str | None = None, app_id: str | None = None,
                  app_secret: str | None = None, conn_id: str = DEFAULT_CONN_ID,
                  resume_dir: str | os.PathLike | None = None, find_lookback: timedelta = timedelta(days=7),
-                 web_url: str = WEB_URL, **client_options):
+                 web_url: str = WEB_URL, server_margin_s: float = SERVER_MARGIN_S, **client_options):
         if not str(page_id or "").strip():
             raise ValueError("page_id is required (the numeric id of the Facebook Page)")
         self.page_id = str(page_id).strip()
@@ -480,6 +404,7 @@ class FanpageChannel(Channel):
             "fanpage-uploads"
         self.find_lookback = find_lookback
         self.web_url = web_url.rstrip("/")
+        self.server_margin_s = server_margin_s
 
     def __repr__(self) -> str:
         return (f"FanpageChannel(page_id={self.page_id!r}, base_url={self.client.base_url!r}, "
@@ -542,6 +467,58 @@ class FanpageChannel(Channel):
                 return RemoteRef(CHANNEL, item["id"], url=self._absolute(item.get("permalink_url")),
                                  extra={"kind": "post", "scheduled": False, "publish_at": None})
         return None
+
+    def reconcile(self, pub: Publication, *, since: datetime | None = None, exclude: frozenset[str] = frozenset(),
+                  complete: bool = True) -> RemoteRef | None:
+        """The one item of `pub` on the Page. Graph has no idempotency key and a post carries no hidden marker, so
+        an item is ours by its deterministic text — the message (posts: scheduled AND published) or title +
+        description (videos) — created since the publication's first attempt, and not recorded in the ledger for
+        another publication (`exclude`). If several match, the earliest is kept and the newer twins deleted."""
+        items = sorted((i for i in self._matches(pub, since) if str(i["id"]) not in exclude), key=_created_order)
+        if not items:
+            return None
+        keep, twins = items[0], items[1:]
+        for twin in twins:
+            log.warning("fanpage: %s is a twin of %s for %s (same text, created later): deleting it", twin["id"],
+                        keep["id"], pub.key)
+            self.delete(RemoteRef(CHANNEL, str(twin["id"])))
+        return self._match_ref(keep)
+
+    def server_window_s(self, pub: Publication) -> float:
+        """Our longest timeout for `pub` (uploads for photos and videos) plus the margin Graph may run past it."""
+        transport = self.client.transport
+        connect, read = transport.upload_timeout if (pub.media or pub.video) else transport.timeout
+        return connect + read + self.server_margin_s
+
+    def _matches(self, pub: Publication, since: datetime | None) -> list[dict]:
+        since = since or datetime.now(timezone.utc) - self.find_lookback
+        if pub.video is not None or pub.kind == "video":
+            title, description = normalize_text(pub.title), normalize_text(pub.body)
+            return [dict(item, _kind="video") for item in self.client.get_all(
+                        f"{self.page_id}/videos", {"fields": "id,title,description,created_time"})
+                    if normalize_text(item.get("title", "")) == title
+                    and normalize_text(item.get("description", "")) == description and _created(item) >= since]
+        message = post_message(pub)
+        found = [dict(item, _kind="scheduled") for item in self.client.get_all(
+                     f"{self.page_id}/scheduled_posts", {"fields": "id,message,scheduled_publish_time,created_time"})
+                 if normalize_text(item.get("message", "")) == message and _created(item) >= since]
+        found += [dict(item, _kind="published") for item in self.client.get_all(
+                      f"{self.page_id}/posts", {"fields": "id,message,created_time,permalink_url",
+                                                "since": str(int(since.timestamp()))})
+                  if normalize_text(item.get("message", "")) == message]
+        return found
+
+    def _match_ref(self, item: dict) -> RemoteRef:
+        if item["_kind"] == "video":
+            return RemoteRef(CHANNEL, str(item["id"]), url=f"{self.web_url}/{self.page_id}/videos/{item['id']}/",
+                             extra={"kind": "video"})
+        if item["_kind"] == "scheduled":
+            when = datetime.fromtimestamp(int(item["scheduled_publish_time"]), timezone.utc) \
+                if item.get("scheduled_publish_time") else None
+            return RemoteRef(CHANNEL, str(item["id"]), url=None, extra={
+                "kind": "post", "scheduled": True, "publish_at": when.isoformat() if when else None})
+        return RemoteRef(CHANNEL, str(item["id"]), url=self._absolute(item.get("permalink_url")),
+                         extra={"kind": "post", "scheduled": False, "publish_at": None})
 
     def update(self, ref: RemoteRef, pub: Publication) -> RemoteRef:
         """Message (and the time of a still-scheduled post) of a post; title and description of a video.
@@ -657,8 +634,7 @@ class FanpageChannel(Channel):
             data["caption"] = media.caption
         with open(media.path, "rb") as fh:
             result = self.client.post(f"{self.page_id}/photos", data,
-                                      files={"source": (media.filename, fh, media.content_type)},
-                                      timeout=self.client.upload_timeout)
+                                      files={"source": (media.filename, fh, media.content_type)}, upload=True)
         return str(result["id"])
 
     def create_post(self, message: str, *, link: str | None = None, media_ids: tuple[str, ...] | list[str] = (),
@@ -783,7 +759,7 @@ class FanpageChannel(Channel):
         when = self.schedule_time(publish_at)
         path = video.path if isinstance(video, MediaFile) else os.fspath(video)
         size = os.path.getsize(path)
-        sha256 = video.sha256 if isinstance(video, MediaFile) else _file_sha256(path)
+        sha256 = video.sha256 if isinstance(video, MediaFile) else file_sha256(path)
         store = JsonResumeFile(resume) if isinstance(resume, (str, os.PathLike)) else resume
         state = store.load() if store else None
         if state and (state.get("sha256") != sha256 or state.get("file_size") != size
@@ -833,25 +809,19 @@ class FanpageChannel(Channel):
                 store.save(state)
 
     def _transfer_chunk(self, path: str, state: dict) -> dict:
-        """One chunk, chosen by Facebook's offsets. Resending a chunk is safe (the session's offsets say what it
-        holds), so a temporary failure is retried here a couple of times before the task gives up."""
+        """One chunk, chosen by Facebook's offsets, streamed from disk. Resending a chunk is safe (the session's
+        offsets say what it holds), so it runs under the retry policy like a read."""
         start, end = state["start_offset"], state["end_offset"]
         fields = {"upload_phase": "transfer", "upload_session_id": state["upload_session_id"],
                   "start_offset": str(start)}
-        for attempt in range(1, CHUNK_ATTEMPTS + 1):
-            body = _MultipartFileSlice(fields, "video_file_chunk", path, start, end - start)
-            try:
-                return self.client.post(f"{self.page_id}/videos", body=body,
-                                        headers={"Content-Type": body.content_type}, video=True,
-                                        timeout=self.client.upload_timeout)
-            except Transient:
-                if attempt == CHUNK_ATTEMPTS:
-                    raise
-                log.warning("video chunk at byte %d failed; retry %d/%d", start, attempt, CHUNK_ATTEMPTS - 1)
-                self.client.sleep(2.0 ** attempt)
-            finally:
-                body.close()
-        raise AssertionError("unreachable")
+
+        def send_chunk() -> dict:
+            with MultipartFile(path, file_field="video_file_chunk", filename="chunk.bin", fields=fields,
+                               offset=start, length=end - start) as body:
+                return self.client.post(f"{self.page_id}/videos", body=body, video=True, upload=True,
+                                        headers={"Content-Type": body.content_type})
+
+        return self.client.repeat(send_chunk, f"video chunk at byte {start}")
 
     def _publish_video(self, pub: Publication) -> RemoteRef:
         if pub.video is None:

@@ -1,32 +1,29 @@
 """Portal channel: articles (text, photo gallery, recap video) on the agency's WordPress through its REST API.
 
-`WordPressClient` owns the HTTP session, timeouts, read retries and the mapping of WordPress errors onto the typed
-errors of `base.py`; `PortalChannel` turns a `Publication` into media + a post and finds it again by slug.
+`WordPressClient` owns the REST routes and the mapping of WordPress errors onto the typed errors of `base.py`, over
+the shared `HttpTransport` (session, timeouts, retries, streamed uploads); `PortalChannel` turns a `Publication`
+into media + a post and finds it again by slug.
 """
 from __future__ import annotations
 
-import base64
 import email.utils
 import html
-import io
 import logging
 import os
-import random
 import re
-import secrets
-import time
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
+from urllib.parse import urlsplit
 
 import requests
-from requests.auth import AuthBase
 from requests.structures import CaseInsensitiveDict
 
 from bridgecast.channels.base import (AuthError, Channel, ChannelError, HealthReport, MediaFile, NotFound,
                                       PermissionMissing, Publication, RateLimited, RejectedInput, RemoteRef,
                                       Transient)
+from bridgecast.channels.transport import HeaderAuth, HttpTransport, MultipartFile, checked_base_url
 from bridgecast.text import ascii_name
 
 log = logging.getLogger(__name__)
@@ -39,10 +36,13 @@ MULTIPART_THRESHOLD_BYTES = 8 * 1024 * 1024
 # wp_insert_post only turns `publish` into `future` when the date is at least a minute ahead; closer than that
 # we publish now instead of creating a post WordPress might publish or not.
 SCHEDULE_MARGIN = timedelta(seconds=60)
+# After our client gave up on a call, PHP (and nginx's fastcgi_read_timeout in front of it) may still run it this
+# long: an attempt's server-side deadline is our timeout plus this margin.
+SERVER_MARGIN_S = 60.0
+TWIN_SLUGS = 8  # `<slug>-2` … `<slug>-9`: the twins a reconcile looks for (one per lost attempt)
 ALL_STATUSES = "publish,future,draft,pending,private"
 REQUIRED_CAPABILITIES = ("upload_files", "edit_posts", "publish_posts", "edit_published_posts", "delete_posts",
                          "delete_published_posts", "manage_categories")
-_READ_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _AUTH_CODES = frozenset({"rest_not_logged_in", "invalid_username", "incorrect_password", "invalid_email",
                          "rest_cookie_invalid_nonce", "application_passwords_disabled",
                          "application_passwords_disabled_for_user", "rest_application_password_check_errors"})
@@ -52,65 +52,6 @@ _UPLOAD_INPUT_CODES = frozenset({"rest_upload_no_data", "rest_upload_no_content_
                                  "rest_upload_user_quota_exceeded"})
 _NOT_FOUND_CODES = frozenset({"rest_post_invalid_id", "rest_term_invalid", "rest_user_invalid_id"})
 _GONE_CODES = frozenset({"rest_already_trashed"})
-
-
-class _AppPasswordAuth(AuthBase):
-    """HTTP Basic with an Application Password; keeps only the encoded header and never shows it in a repr."""
-
-    def __init__(self, user: str, app_password: str):
-        token = base64.b64encode(f"{user}:{app_password}".encode("utf-8")).decode("ascii")
-        self._header = f"Basic {token}"
-
-    def __call__(self, request):
-        request.headers["Authorization"] = self._header
-        return request
-
-    def __repr__(self) -> str:
-        return "<application password: hidden>"
-
-
-class _MultipartFile:
-    """A multipart/form-data body streamed from disk with a known length.
-
-    requests' own `files=` builds the whole body in memory; a recap MP4 can be gigabytes, so the file part is read
-    chunk by chunk while the length is still announced up front (Content-Length, not chunked: PHP needs it)."""
-
-    chunk_size = 1024 * 1024
-
-    def __init__(self, path: str, *, field_name: str, filename: str, content_type: str, fields: dict[str, str]):
-        boundary = "bridgecast-" + secrets.token_hex(16)
-        self.content_type = f"multipart/form-data; boundary={boundary}"
-        head = io.BytesIO()
-        for name, value in fields.items():
-            head.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode())
-            head.write(value.encode("utf-8") + b"\r\n")
-        head.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{field_name}"; filename="{filename}"\r\n'
-                   f"Content-Type: {content_type}\r\n\r\n".encode())
-        tail = f"\r\n--{boundary}--\r\n".encode()
-        self._file = open(path, "rb")
-        size = os.fstat(self._file.fileno()).st_size
-        self._parts = [io.BytesIO(head.getvalue()), self._file, io.BytesIO(tail)]
-        self._length = len(head.getvalue()) + size + len(tail)
-
-    def __len__(self) -> int:
-        return self._length
-
-    def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            size = self.chunk_size
-        while self._parts:
-            chunk = self._parts[0].read(size)
-            if chunk:
-                return chunk
-            self._parts.pop(0)
-        return b""
-
-    def __iter__(self):
-        while chunk := self.read(self.chunk_size):
-            yield chunk
-
-    def close(self) -> None:
-        self._file.close()
 
 
 def ascii_filename(name: str) -> str:
@@ -161,26 +102,23 @@ def _html_title(text: str) -> str:
 
 
 class WordPressClient:
-    """The WordPress REST API (wp/v2) subset Bridgecast uses. Reads retry with backoff; writes never retry."""
+    """The WordPress REST API (wp/v2) subset Bridgecast uses, over the shared transport: reads under its retry
+    policy, writes sent once. Transport options (timeout, upload_timeout, read_attempts, first_wait_s,
+    max_retry_wait_s, sleep, session) go through to `HttpTransport`."""
+
+    timeout = (5.0, 60.0)
+    upload_timeout = (5.0, 900.0)  # a recap video through PHP
 
     def __init__(self, base_url: str, user: str, app_password: str, *, conn_id: str = DEFAULT_CONN_ID,
-                 connect_timeout_s: float = 5.0, timeout_s: float = 60.0, upload_timeout_s: float = 900.0,
-                 read_retries: int = 3, backoff_s: float = 0.5, multipart_threshold: int = MULTIPART_THRESHOLD_BYTES,
-                 session: requests.Session | None = None):
-        if "@" in base_url.split("://", 1)[-1].split("/", 1)[0]:
-            raise ValueError("the portal base URL must not carry credentials; use the Connection's login/password")
-        self.base_url = base_url.rstrip("/")
+                 multipart_threshold: int = MULTIPART_THRESHOLD_BYTES, **transport_options):
+        self.base_url = checked_base_url(base_url, service="portal", conn_id=conn_id)
         self.user = user
         self.conn_id = conn_id
-        self.connect_timeout_s = connect_timeout_s
-        self.timeout_s = timeout_s
-        self.upload_timeout_s = upload_timeout_s
-        self.read_retries = read_retries
-        self.backoff_s = backoff_s
         self.multipart_threshold = multipart_threshold
-        self.session = session or requests.Session()
-        self.session.auth = _AppPasswordAuth(user, app_password)
-        self.session.headers.update({"Accept": "application/json", "User-Agent": "bridgecast-portal/1"})
+        transport_options = {"timeout": self.timeout, "upload_timeout": self.upload_timeout, **transport_options}
+        self.transport = HttpTransport(HeaderAuth.basic(user, app_password, "application password"),
+                                       service="the portal", channel=CHANNEL, conn_id=conn_id,
+                                       headers={"Accept": "application/json"}, **transport_options)
 
     def __repr__(self) -> str:
         return f"WordPressClient({self.base_url!r}, user={self.user!r})"
@@ -188,19 +126,16 @@ class WordPressClient:
     def api_url(self, route: str) -> str:
         return f"{self.base_url}/wp-json/wp/v2/{route.lstrip('/')}"
 
-    # --- transport ---------------------------------------------------------------------------------------
-    def _send(self, method: str, route: str, action: str, *, timeout_s: float | None = None, **kw) -> _Response:
-        try:
-            response = self.session.request(method, self.api_url(route),
-                                            timeout=(self.connect_timeout_s, timeout_s or self.timeout_s), **kw)
-        except requests.Timeout as exc:
-            raise Transient(CHANNEL, f"the portal did not answer in time while trying to {action} "
-                                     f"({type(exc).__name__}); it may or may not have done it", code="timeout") from None
-        except requests.ConnectionError as exc:
-            raise Transient(CHANNEL, f"cannot reach the portal at {self.base_url} while trying to {action} "
-                                     f"({type(exc).__name__})", code="connection") from None
+    # --- answers -----------------------------------------------------------------------------------------
+    def _send(self, method: str, route: str, action: str, **kw) -> _Response:
+        response = self.transport.send(method, self.api_url(route), action, **kw)
         if response.status_code >= 400:
             raise self.error_for(response, action)
+        if 300 <= response.status_code < 400:
+            raise RejectedInput(CHANNEL, f"the portal redirected {action} to {response.headers.get('Location')!r}; "
+                                         f"redirects are not followed (a POST would turn into a GET): set the host "
+                                         f"of Airflow Connection {self.conn_id} to the address it redirects to",
+                                code=f"http_{response.status_code}", status=response.status_code, param="base_url")
         try:
             data = response.json() if response.content else None
         except ValueError:
@@ -210,23 +145,8 @@ class WordPressClient:
         return _Response(data, response.headers)
 
     def _read(self, route: str, action: str, params: dict | None = None) -> _Response:
-        """GET with retries on 408/429/5xx and network errors: reading twice has no side effect."""
-        attempt = 0
-        while True:
-            try:
-                return self._send("GET", route, action, params=params)
-            except (Transient, RateLimited) as exc:
-                retryable = isinstance(exc, RateLimited) or exc.status in _READ_RETRY_STATUSES or exc.code in (
-                    "timeout", "connection")
-                if not retryable or attempt >= self.read_retries:
-                    raise
-                if isinstance(exc, RateLimited):
-                    delay = min(exc.retry_after_s, 30.0)
-                else:
-                    delay = self.backoff_s * (2 ** attempt) * (0.5 + random.random())
-                log.info("portal: %s failed (%s); retrying in %.1fs", action, exc.code or exc.status, delay)
-                time.sleep(delay)
-                attempt += 1
+        """A GET: reading twice has no side effect, so it runs under the retry policy."""
+        return self.transport.repeat(lambda: self._send("GET", route, action, params=params), action)
 
     def error_for(self, response: requests.Response, action: str) -> ChannelError:
         """Map a WordPress error (JSON `{code, message, data: {status}}` or an HTML page) to a typed error."""
@@ -339,18 +259,14 @@ class WordPressClient:
                                     ("alt_text", alt_text)) if v}
         action = f"upload {filename}"
         size = os.path.getsize(media.path)
-        timeout_s = self.upload_timeout_s
         if size >= self.multipart_threshold:
-            body = _MultipartFile(media.path, field_name="file", filename=filename,
-                                  content_type=media.content_type, fields=fields)
-            try:
-                response = self._send("POST", "media", action, data=body, timeout_s=timeout_s,
+            with MultipartFile(media.path, file_field="file", filename=filename, content_type=media.content_type,
+                               fields=fields) as body:
+                response = self._send("POST", "media", action, data=body, upload=True,
                                       headers={"Content-Type": body.content_type})
-            finally:
-                body.close()
         else:
             with open(media.path, "rb") as fh:
-                response = self._send("POST", "media", action, data=fh, params=fields, timeout_s=timeout_s,
+                response = self._send("POST", "media", action, data=fh, params=fields, upload=True,
                                       headers={"Content-Type": media.content_type,
                                                "Content-Disposition": f'attachment; filename="{filename}"'})
         item = response.data
@@ -359,9 +275,10 @@ class WordPressClient:
         return item
 
     # --- posts ---------------------------------------------------------------------------------------------
-    def find_posts(self, slug: str) -> list[dict]:
-        return self._read("posts", f"look up post {slug}", {
-            "slug": slug, "status": ALL_STATUSES, "context": "edit", "per_page": 100}).data or []
+    def find_posts(self, *slugs: str) -> list[dict]:
+        """Posts (any status but trash) carrying one of `slugs` exactly."""
+        return self._read("posts", f"look up post {slugs[0]}", {
+            "slug": ",".join(slugs), "status": ALL_STATUSES, "context": "edit", "per_page": 100}).data or []
 
     def list_posts(self, **params) -> list[dict]:
         """Posts matching WordPress collection parameters (search=…, status=…, slug=…), edit context."""
@@ -381,6 +298,11 @@ class WordPressClient:
     def trash_post(self, post_id: int) -> dict:
         return self._send("DELETE", f"posts/{int(post_id)}", f"move post {post_id} to the trash",
                           params={"context": "edit"}).data
+
+    def delete_post(self, post_id: int) -> dict:
+        """Delete for good (no trash): only for drafts nobody has seen, e.g. a twin made by a retry."""
+        return self._send("DELETE", f"posts/{int(post_id)}", f"delete post {post_id}",
+                          params={"context": "edit", "force": "true"}).data
 
     # --- taxonomy ------------------------------------------------------------------------------------------
     def term_ids(self, taxonomy: str, names: Iterable[str]) -> list[int]:
@@ -433,9 +355,18 @@ def _image_block(image: UploadedMedia) -> str:
             f'alt="{alt}" class="wp-image-{image.id}"/>{caption}</figure>\n<!-- /wp:image -->')
 
 
+def escape_text(text: str) -> str:
+    """Plain text as the HTML WordPress stores and renders: NFC, then `& < > " '` escaped."""
+    return html.escape(unicodedata.normalize("NFC", text or ""), quote=True)
+
+
 def render_content(pub: Publication, images: list[UploadedMedia], video: UploadedMedia | None) -> str:
-    """Block-editor markup: paragraphs, then the recap video, then a core gallery of every photo."""
+    """Block-editor markup: paragraphs, then the recap video, then a core gallery of every photo. Every piece of our
+    data is escaped where it is inserted; a link must be http(s) (a `javascript:` href would run in readers)."""
     blocks = [_paragraph_block(html.escape(p).replace("\n", "<br>")) for p in _paragraphs(pub.body)]
+    if pub.link and urlsplit(pub.link).scheme.lower() not in ("http", "https"):
+        raise RejectedInput(CHANNEL, f"{pub.key}: the link {pub.link[:80]!r} is not an http(s) address",
+                            param="link")
     if pub.link:
         url = html.escape(pub.link, quote=True)
         blocks.append(_paragraph_block(f'<a href="{url}">{html.escape(pub.link)}</a>'))
@@ -460,12 +391,15 @@ class PortalChannel(Channel):
 
     name = CHANNEL
     supports_update = True
+    compensates = True
     kinds = ("article", "post", "video")
 
     def __init__(self, base_url: str, user: str, app_password: str, *, conn_id: str = DEFAULT_CONN_ID,
-                 clock=lambda: datetime.now(timezone.utc), **client_options):
+                 clock=lambda: datetime.now(timezone.utc), server_margin_s: float = SERVER_MARGIN_S,
+                 **client_options):
         self.client = WordPressClient(base_url, user, app_password, conn_id=conn_id, **client_options)
         self.clock = clock
+        self.server_margin_s = server_margin_s
 
     @classmethod
     def from_connection(cls, conn_id: str = DEFAULT_CONN_ID, **options) -> "PortalChannel":
@@ -480,15 +414,26 @@ class PortalChannel(Channel):
 
     # --- Channel interface ---------------------------------------------------------------------------------
     def publish(self, pub: Publication) -> RemoteRef:
+        """Created as a draft under the publication's slug (readers never see a draft), the slug re-checked, then
+        published by id. If another post already holds the slug — an attempt the ledger did not record, or one that
+        landed late — WordPress gave our draft `<slug>-2`: that draft is deleted unseen and the earlier post is
+        brought up to date instead, so the portal keeps one."""
         self._check_kind(pub)
         images, video = self._ensure_media(pub)
-        fields = {**self._post_fields(pub, images, video, creating=True), "slug": pub.slug()}
-        post = self.client.create_post(fields)
-        if post.get("slug") != pub.slug():
-            # WordPress appended -2: a post with our slug already existed, so the ledger was bypassed or lost.
-            log.warning("portal: post %s got slug %s instead of %s — another post already holds the slug",
-                        post.get("id"), post.get("slug"), pub.slug())
-        log.info("portal: created post %s (%s, %s) for %s", post["id"], post.get("status"), post.get("slug"), pub.key)
+        fields = self._post_fields(pub, images, video, creating=True)
+        draft = self.client.create_post({**fields, "slug": pub.slug(), "status": "draft"})
+        if draft.get("slug") != pub.slug():
+            log.warning("portal: draft %s got slug %s: post(s) with %s already exist; keeping the earliest",
+                        draft.get("id"), draft.get("slug"), pub.slug())
+            self._remove_twin(draft)
+            earlier = self._canonical(pub)
+            if earlier is None:
+                raise Transient(CHANNEL, f"{pub.key}: the post holding slug {pub.slug()} disappeared while we "
+                                         "created ours (moved to the trash?); run the task again", code="slug_race")
+            post = self._finish(earlier, pub, images, video)
+        else:
+            post = self.client.update_post(int(draft["id"]), self._going_public(draft, self._schedule(pub)))
+        log.info("portal: post %s (%s, %s) for %s", post["id"], post.get("status"), post.get("slug"), pub.key)
         return self._ref(post, images, video)
 
     def find(self, pub: Publication) -> RemoteRef | None:
@@ -498,6 +443,27 @@ class PortalChannel(Channel):
         if len(posts) > 1:
             log.warning("portal: %d posts carry slug %s; using the oldest (%s)", len(posts), pub.slug(), posts[0]["id"])
         return self._ref(posts[0])
+
+    def reconcile(self, pub: Publication, *, since: datetime | None = None, exclude: frozenset[str] = frozenset(),
+                  complete: bool = True) -> RemoteRef | None:
+        """The one post of `pub`: found by its slug and its `-N` twins (all statuses but trash), the earliest kept
+        and the others removed (an unseen draft deleted, anything else moved to the trash); a draft left by an
+        interrupted attempt is finished with this publication's content (unless `complete` is False: a withdrawal
+        must not publish what it is about to delete)."""
+        post = self._canonical(pub, exclude)
+        if post is None:
+            return None
+        if complete and post.get("status") in ("draft", "pending"):
+            log.info("portal: finishing draft %s left by an interrupted attempt for %s", post["id"], pub.key)
+            images, video = self._ensure_media(pub)
+            return self._ref(self._finish(post, pub, images, video), images, video)
+        return self._ref(post)
+
+    def server_window_s(self, pub: Publication) -> float:
+        """Our longest timeout for `pub` (uploads when it carries media) plus the margin PHP may run past it."""
+        transport = self.client.transport
+        connect, read = transport.upload_timeout if (pub.media or pub.video) else transport.timeout
+        return connect + read + self.server_margin_s
 
     def update(self, ref: RemoteRef, pub: Publication) -> RemoteRef:
         self._check_kind(pub)
@@ -539,6 +505,44 @@ class PortalChannel(Channel):
         post = self.client.update_post(int(ref.remote_id), {"status": "publish", "date_gmt": _wp_datetime(self.clock())})
         return self._ref(post)
 
+    # --- exactly once: one post per slug --------------------------------------------------------------------
+    def _canonical(self, pub: Publication, exclude: frozenset[str] = frozenset()) -> dict | None:
+        """The earliest post with `pub`'s slug or a `-N` twin of it; the others are removed."""
+        slug = pub.slug()
+        slugs = [slug] + [f"{slug}-{n}" for n in range(2, TWIN_SLUGS + 2)]
+        posts = sorted((p for p in self.client.find_posts(*slugs) if str(p["id"]) not in exclude),
+                       key=lambda p: int(p["id"]))
+        if not posts:
+            return None
+        keep, twins = posts[0], posts[1:]
+        for twin in twins:
+            log.warning("portal: post %s (%s, %s) is a twin of post %s for %s: removing it", twin["id"],
+                        twin.get("status"), twin.get("slug"), keep["id"], pub.key)
+            self._remove_twin(twin)
+        return keep
+
+    def _remove_twin(self, post: dict) -> None:
+        try:
+            if post.get("status") in ("draft", "pending"):
+                self.client.delete_post(int(post["id"]))  # never seen by a reader: no trash clutter
+            else:
+                self.client.trash_post(int(post["id"]))  # it was public: recoverable by an editor
+        except NotFound:
+            log.info("portal: twin %s is already gone", post["id"])
+
+    def _finish(self, post: dict, pub: Publication, images: list[UploadedMedia],
+                video: UploadedMedia | None) -> dict:
+        """Bring `post` (our draft, or an earlier post of the same publication) to this publication's content and
+        status; publish by id."""
+        return self.client.update_post(int(post["id"]), self._going_public(
+            post, self._post_fields(pub, images, video, creating=False)))
+
+    def _going_public(self, post: dict, fields: dict) -> dict:
+        if fields["status"] == "publish" and post.get("status") != "publish":
+            # Publishing a draft (or a no-longer-scheduled post): dated now, not when the draft was made.
+            return {**fields, "date_gmt": _wp_datetime(self.clock())}
+        return fields
+
     # --- helpers -------------------------------------------------------------------------------------------
     def _check_kind(self, pub: Publication) -> None:
         if pub.kind not in self.kinds:
@@ -553,8 +557,9 @@ class PortalChannel(Channel):
             caption = unicodedata.normalize("NFC", media.caption)
             item = existing.get(media_slug(media))
             if item is None:
-                item = self.client.upload(media, slug=media_slug(media), title=caption or media.filename,
-                                          caption=caption, alt_text=caption)
+                # WordPress stores and renders these as HTML: plain text goes in escaped.
+                item = self.client.upload(media, slug=media_slug(media), title=html.escape(caption or media.filename),
+                                          caption=html.escape(caption), alt_text=html.escape(caption))
                 existing[media_slug(media)] = item
             else:
                 log.info("portal: %s already uploaded as media %s", media.filename, item["id"])
@@ -566,10 +571,12 @@ class PortalChannel(Channel):
 
     def _post_fields(self, pub: Publication, images: list[UploadedMedia], video: UploadedMedia | None, *,
                      creating: bool) -> dict:
+        # WordPress renders title and excerpt as HTML as they are stored (an administrator's `unfiltered_html`
+        # keeps any markup): our plain text is escaped, or a title with <script> is a stored XSS on the portal.
         fields = {
-            "title": unicodedata.normalize("NFC", pub.title),
+            "title": escape_text(pub.title),
             "content": render_content(pub, images, video),
-            "excerpt": unicodedata.normalize("NFC", pub.excerpt),
+            "excerpt": escape_text(pub.excerpt),
             **self._schedule(pub),
         }
         if images:

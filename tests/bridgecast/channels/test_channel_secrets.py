@@ -26,10 +26,10 @@ def test_portal_failures_never_show_the_app_password(portal_backend, ledger, eve
                                                       remember_secret):
     caplog.set_level(logging.DEBUG)  # urllib3 logs every request line at DEBUG
     wrong = remember_secret(secrets.token_urlsafe(18), portal_backend.user)
-    good = portal_backend.channel(backoff_s=0.01)
+    good = portal_backend.channel(first_wait_s=0.01)
     bad = PortalChannel(portal_backend.base_url, portal_backend.user, wrong)
     offline = PortalChannel(f"http://127.0.0.1:{free_port()}", portal_backend.user, portal_backend.app_password,
-                            read_retries=1, backoff_s=0.01)
+                            read_attempts=2, first_wait_s=0.01)
     pub = Publication(event_id, "secrets/article", "article", "Kiểm tra bí mật", "Nội dung.")
     errors: list[BaseException] = []
     for attempt in (lambda: publish_once(ledger, bad, pub), lambda: bad.find(pub),
@@ -40,7 +40,7 @@ def test_portal_failures_never_show_the_app_password(portal_backend, ledger, eve
         errors.append(caught.value)
     health = [bad.check(), offline.check(), good.check()]
     ref = publish_once(ledger, good, pub).ref
-    objects = [good, bad, offline, good.client, good.client.session.auth, health, ref]
+    objects = [good, bad, offline, good.client, good.client.transport.session.auth, health, ref]
     no_secret(_everything_said(caplog, errors, objects, ledger), "portal logs, errors, reprs or ledger rows")
     assert any("urllib3" in r.name for r in caplog.records)  # the HTTP debug lines were really looked at
 

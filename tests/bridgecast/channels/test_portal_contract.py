@@ -1,6 +1,8 @@
 """Portal channel contract: every test runs against the portal sandbox AND a real WordPress 6.1."""
 from __future__ import annotations
 
+import dataclasses
+import html
 import json
 import tracemalloc
 import uuid
@@ -187,7 +189,9 @@ def test_from_connection_uses_the_airflow_connection(portal_backend, monkeypatch
         "password": portal_backend.app_password}))
     channel = PortalChannel.from_connection()
     assert channel.check().ok
-    assert portal_backend.app_password not in repr(channel) + repr(channel.client) + repr(channel.client.session.auth)
+    transport = channel.client.transport
+    shown = repr(channel) + repr(channel.client) + repr(transport) + repr(transport.session.auth)
+    assert portal_backend.app_password not in shown
 
 
 def test_big_uploads_stream_from_disk(portal_backend, media_dir, video_maker):
@@ -210,7 +214,56 @@ def test_big_uploads_stream_from_disk(portal_backend, media_dir, video_maker):
 def test_unreachable_portal_is_transient(event_id):
     from devstack.sandboxes.smtp import free_port
 
-    channel = PortalChannel(f"http://127.0.0.1:{free_port()}", "bridgecast", "unused", read_retries=1,
-                            backoff_s=0.01)
+    channel = PortalChannel(f"http://127.0.0.1:{free_port()}", "bridgecast", "unused", read_attempts=2,
+                            first_wait_s=0.01)
     with pytest.raises(Transient):
         channel.find(article(event_id))
+
+
+HOSTILE_TITLE = '<script>alert(1)</script> Lễ ra quân & "BHXH"'
+
+
+def reader_view(backend, post_id) -> str:
+    """A page a reader's browser gets for the post, rendered by the site itself: WordPress's embed view (core's
+    theme-compat template prints the_title() and the excerpt as a theme does; the test site has no theme), the
+    sandbox's article page (which ignores `embed`)."""
+    return f"{backend.base_url}/?p={post_id}&embed=true"
+
+
+def _as_text(rendered: str) -> str:
+    """What a reader sees of rendered HTML text (WordPress's texturize curls quotes)."""
+    return html.unescape(rendered).replace("\u201c", '"').replace("\u201d", '"').replace("\u2033", '"')
+
+
+def test_markup_in_titles_excerpts_and_captions_reaches_readers_as_text(portal_backend, portal, photos, event_id):
+    token = uuid.uuid4().hex[:8]
+    photo = dataclasses.replace(photos[0], caption='Ảnh <img src=x onerror="alert(2)"> điểm cầu')
+    pub = article(event_id, title=f"{HOSTILE_TITLE} {token}", excerpt="Tóm tắt <b onclick=alert(3)>đậm</b>",
+                  media=(photo,))
+    ref = portal.publish(pub)
+
+    post = requests.get(f"{portal_backend.base_url}/wp-json/wp/v2/posts/{ref.remote_id}", timeout=10).json()
+    assert "<script" not in post["title"]["rendered"] and "<b " not in post["excerpt"]["rendered"]
+    assert _as_text(post["title"]["rendered"]) == pub.title
+    assert "Tóm tắt <b onclick=alert(3)>đậm</b>" in _as_text(post["excerpt"]["rendered"])
+    assert "<img src=x" not in post["content"]["rendered"]
+    media = requests.get(f"{portal_backend.base_url}/wp-json/wp/v2/media/{ref.extra['media_ids'][0]}",
+                         timeout=10).json()
+    assert "<img src=x" not in media["caption"]["rendered"] and "<img src=x" not in media["title"]["rendered"]
+    page = requests.get(reader_view(portal_backend, ref.remote_id), timeout=10)
+    assert page.status_code == 200 and token in page.text
+    assert "<script>alert(1)</script>" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert 'onerror="alert(2)"' not in page.text and "<b onclick" not in page.text
+
+
+def test_a_raw_title_is_stored_and_rendered_as_markup_as_wordpress_does(portal_backend, portal):
+    """Why we escape: what the REST API is given is what readers get (an administrator has unfiltered_html). The
+    sandbox must not be kinder than WordPress here, or it would hide the stored XSS."""
+    token = uuid.uuid4().hex[:8]
+    post = portal.client.create_post({"title": f"<em>Nghiêng</em> {token}", "status": "publish",
+                                      "excerpt": "<em>tóm tắt</em>"})
+    public = requests.get(f"{portal_backend.base_url}/wp-json/wp/v2/posts/{post['id']}", timeout=10).json()
+    assert public["title"]["rendered"] == f"<em>Nghiêng</em> {token}"
+    assert "<em>tóm tắt</em>" in public["excerpt"]["rendered"]
+    assert f"<em>Nghiêng</em> {token}" in requests.get(reader_view(portal_backend, post["id"]), timeout=10).text
+    portal.client.delete_post(post["id"])

@@ -13,7 +13,7 @@ import uvicorn
 
 from bridgecast.channels.base import Publication, RejectedInput, Transient
 from bridgecast.channels.portal import PortalChannel
-from bridgecast.ledger import UNKNOWN, publish_once
+from bridgecast.ledger import UNKNOWN, PublicationInProgress, publish_once
 from devstack.sandboxes.portal import create_app
 from devstack.sandboxes.smtp import free_port
 
@@ -80,7 +80,7 @@ def test_timeout_then_rerun_finds_the_late_post(portal_sandbox, ledger, event_id
     pub = article(event_id, token)
     portal_sandbox.fault(mode="hang", hang_s=1.5, methods=["POST"], path_prefix="/wp-json/wp/v2/posts", count=1)
     with pytest.raises(Transient):
-        publish_once(ledger, portal_sandbox.channel(timeout_s=0.5), pub)
+        publish_once(ledger, portal_sandbox.channel(timeout=(5.0, 0.5)), pub)
     deadline = time.monotonic() + 10
     while portal_sandbox.count_posts(token) == 0 and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -88,8 +88,56 @@ def test_timeout_then_rerun_finds_the_late_post(portal_sandbox, ledger, event_id
     assert outcome.action == "reconciled" and portal_sandbox.count_posts(token) == 1
 
 
+def test_a_create_held_open_after_the_post_exists_is_reconciled_not_posted_again(portal_sandbox, ledger, event_id):
+    token = uuid.uuid4().hex[:10]
+    pub = article(event_id, token)
+    portal_sandbox.fault(mode="hang_after", hang_s=3.0, methods=["POST"], path_prefix="/wp-json/wp/v2/posts",
+                         count=1)
+    with pytest.raises(Transient):  # our client gave up after 0.5 s; the draft was already saved
+        publish_once(ledger, portal_sandbox.channel(timeout=(5.0, 0.5)), pub)
+    assert ledger.get(event_id, "portal", pub.key).status == UNKNOWN
+    assert portal_sandbox.count_posts(token) == 1
+
+    outcome = publish_once(ledger, portal_sandbox.channel(), pub)  # the retry, at once
+
+    assert outcome.action == "reconciled" and portal_sandbox.count_posts(token) == 1
+    post = portal_sandbox.channel().client.get_post(int(outcome.ref.remote_id))
+    assert post["status"] == "publish" and post["slug"] == pub.slug()  # the unseen draft was finished
+
+
+def test_a_retry_waits_out_a_slow_create_instead_of_posting_again(portal_sandbox, ledger, event_id):
+    """The server is still working on the first attempt's create when the retry looks: nothing is there yet, and
+    posting now would make a twin. The retry waits until the first call's server-side deadline, then finds it."""
+    token = uuid.uuid4().hex[:10]
+    pub = article(event_id, token)
+    impatient = dict(timeout=(5.0, 0.5), server_margin_s=3.0)  # window: 5 + 0.5 + 3 s
+    portal_sandbox.fault(mode="hang", hang_s=3.0, methods=["POST"], path_prefix="/wp-json/wp/v2/posts", count=1)
+    with pytest.raises(Transient):
+        publish_once(ledger, portal_sandbox.channel(**impatient), pub)
+    assert portal_sandbox.count_posts(token) == 0  # still in the server's hands
+
+    t0 = time.monotonic()
+    outcome = publish_once(ledger, portal_sandbox.channel(**impatient), pub, wait_s=60)
+
+    assert outcome.action == "reconciled" and portal_sandbox.count_posts(token) == 1
+    assert time.monotonic() - t0 > 2.0  # it did wait for the earlier call
+
+
+def test_a_retry_too_far_from_the_earlier_calls_deadline_is_told_to_come_back(portal_sandbox, ledger, event_id):
+    token = uuid.uuid4().hex[:10]
+    pub = article(event_id, token)
+    portal_sandbox.fault(mode="hang", hang_s=1.0, methods=["POST"], path_prefix="/wp-json/wp/v2/posts", count=1)
+    with pytest.raises(Transient):
+        publish_once(ledger, portal_sandbox.channel(timeout=(5.0, 0.2)), pub)
+    with pytest.raises(PublicationInProgress) as refused:  # window 5 + 0.2 + 60 s: not waited out within 1 s
+        publish_once(ledger, portal_sandbox.channel(timeout=(5.0, 0.2)), pub, wait_s=1)
+    assert refused.value.retryable and refused.value.retry_after_s > 30
+    time.sleep(1.5)
+    assert portal_sandbox.count_posts(token) == 1  # the late create landed; the retry never made a second
+
+
 def test_reads_retry_on_5xx_but_writes_never_retry(portal_sandbox, event_id):
-    channel = portal_sandbox.channel(backoff_s=0.01)
+    channel = portal_sandbox.channel(first_wait_s=0.01)
     portal_sandbox.fault(mode="before", methods=["GET"], path_prefix="/wp-json/wp/v2/posts", count=2)
     assert channel.find(article(event_id, "x")) is None  # two HTML 500s, then the answer
 

@@ -24,7 +24,8 @@ def test_no_token_in_any_log_line_exception_or_repr(sandbox, fanpage, photos, re
     secret(live.secure_stream_url.split("a=", 1)[1])
     fanpage.live_status(live.remote_id)
     texts += [("repr(channel)", repr(fanpage)), ("repr(client)", repr(fanpage.client)), ("repr(live)", repr(live)),
-              ("repr(auth)", repr(fanpage.client._auth)), ("repr(resume)", repr(JsonResumeFile(tmp_path / "r.json"))),
+              ("repr(auth)", repr(fanpage.client.transport.session.auth)),
+              ("repr(resume)", repr(JsonResumeFile(tmp_path / "r.json"))),
               ("live status", str(fanpage.live_status(live.remote_id)))]
 
     wrong = FanpageChannel(sandbox.page_id, secret("EAAB" + "w" * 44), base_url=sandbox.base_url)

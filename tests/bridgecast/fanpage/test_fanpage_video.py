@@ -12,10 +12,10 @@ from bridgecast.channels.base import Publication, Transient
 from bridgecast.ledger import UNKNOWN, publish_once
 
 
-def transfer_fault(sandbox, *, after_chunks: int, count: int = 3) -> None:
-    """Fail `count` transfer calls after `after_chunks` succeeded (3 = the channel's attempts for one chunk)."""
+def transfer_fault(sandbox, fanpage, *, after_chunks: int) -> None:
+    """Fail as many transfer calls as the retry policy attempts for one chunk, after `after_chunks` succeeded."""
     sandbox.fault(endpoint="videos", method="POST", params={"upload_phase": "transfer"}, skip=after_chunks,
-                  count=count, code=2)
+                  count=fanpage.client.transport.retry.attempts, code=2)
 
 
 def phases(calls: list[dict]) -> list[str]:
@@ -25,7 +25,7 @@ def phases(calls: list[dict]) -> list[str]:
 def test_interrupted_upload_resumes_from_the_saved_offset_and_completes(fanpage, sandbox, recap_video, tmp_path):
     resume = tmp_path / "recap-upload.json"
     chunk = sandbox.knobs()["upload_chunk_bytes"]  # the server picks the offsets
-    transfer_fault(sandbox, after_chunks=2)
+    transfer_fault(sandbox, fanpage, after_chunks=2)
     with pytest.raises(Transient):
         fanpage.upload_video(recap_video, title="Tổng hợp", description="Lễ ra quân", resume=resume)
     saved = json.loads(resume.read_text())
@@ -50,7 +50,7 @@ def test_video_publication_interrupted_then_rerun_resumes_through_the_ledger(fan
     pub = Publication(event_id, "launch/recap-video", "video", f"Video tổng hợp {marker}",
                       "Toàn cảnh lễ ra quân tại 64 điểm cầu.", video=recap_video)
     seq = sandbox.last_seq()
-    transfer_fault(sandbox, after_chunks=4)
+    transfer_fault(sandbox, fanpage, after_chunks=4)
     with pytest.raises(Transient):
         publish_once(ledger, fanpage, pub)
     assert ledger.get(event_id, "fanpage", pub.key).status == UNKNOWN
