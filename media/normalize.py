@@ -10,7 +10,7 @@ from typing import Literal
 
 import ffmpeg
 
-from media.errors import FFmpegError, NoVideoError
+from media.errors import FFmpegError, NoVideoError, UnsupportedCodecError
 from media.probe import Deviation, MediaInfo, conformance, probe
 from media.profile import HOUSE, MAX_HEIGHT, HouseProfile
 from media.run import ProgressCallback, run_ffmpeg
@@ -32,8 +32,7 @@ class NormalizeResult:
 def target_profile(info: MediaInfo, portrait: PortraitMode = "pad", base: HouseProfile = HOUSE) -> HouseProfile:
     """House profile at the largest 16:9 frame the source fills (≤1080p): a 1080p source keeps 1080p, a 240p
     rehearsal stream stays small, a portrait clip is pillarboxed at its own height (or cropped, if configured)."""
-    if info.video is None:
-        raise NoVideoError(info.path, "there is no video stream to normalise", hint="upload a video, not audio only")
+    require_decodable(info)
     width, height = info.video.display_size
     frame_height = min(MAX_HEIGHT, width * 9 // 16 if portrait == "crop" and height > width else height)
     return base.for_size(frame_height * 16 / 9, frame_height)
@@ -60,8 +59,7 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike, info: MediaInfo, p
     """Encode `src` (optionally [start, start+duration), frame-exact) to `profile`; returns the expected duration.
 
     `video_filters(stream) -> stream` may add overlays after the frame is fitted (lower thirds, logos)."""
-    if info.video is None:
-        raise NoVideoError(src, "there is no video stream", hint="upload a video, not audio only")
+    require_decodable(info)
     expected = duration if duration is not None else max(0.0, info.duration - (start or 0.0))
     input_opts = {}
     if start:
@@ -91,33 +89,55 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike, info: MediaInfo, p
     return expected
 
 
+def require_decodable(info: MediaInfo) -> None:
+    """Refuse before encoding what has no picture, or a picture in a codec ffmpeg does not know (probe says
+    'unknown' for a fourcc it cannot map; the encode would fail with "Decoder (codec none) not found")."""
+    if info.video is None:
+        raise NoVideoError(info.path, "there is no video stream", hint="upload a video, not audio only")
+    if info.video.codec in ("", "unknown", "none"):
+        tag = info.video.codec_tag
+        raise UnsupportedCodecError(info.path, f"the video codec {tag or '(unnamed)'!r} is not one ffmpeg can decode",
+                                    hint="export the video as MP4 (H.264) and upload it again",
+                                    facts={"codec": tag})
+
+
 def check_duration(src: str | os.PathLike, output: MediaInfo, expected: float,
-                   tolerance: float = DURATION_TOLERANCE_S) -> None:
-    if abs(output.duration - expected) > tolerance:
-        raise FFmpegError(src, f"the output lasts {output.duration:.3f} s instead of {expected:.3f} s",
-                          reason="short_output")
+                   tolerance: float = DURATION_TOLERANCE_S, *, lasts: float | None = None) -> None:
+    """`output` (or `lasts`, a stream's own duration) must last `expected` seconds, within `tolerance`."""
+    lasts = output.duration if lasts is None else lasts
+    if abs(lasts - expected) > tolerance:
+        # Typically a file cut short after its index was written: the index promises more than the data holds.
+        raise FFmpegError(src, f"the output lasts {lasts:.3f} s instead of {expected:.3f} s", reason="short_output",
+                          facts={"expected_s": f"{expected:.1f}", "got_s": f"{lasts:.1f}"})
 
 
 def normalize(src: str | os.PathLike, dst: str | os.PathLike, profile: HouseProfile | None = None, *,
               portrait: PortraitMode = "pad", loudnorm: bool = False, on_progress: ProgressCallback | None = None,
-              timeout: float | None = None) -> NormalizeResult:
-    """Re-encode `src` once to the house profile (at the source's own 16:9 frame size unless `profile` is given)."""
+              timeout: float | None = None, source_info: MediaInfo | None = None) -> NormalizeResult:
+    """Re-encode `src` once to the house profile (at the source's own 16:9 frame size unless `profile` is given).
+
+    `source_info`: the caller's probe of `src`, to save probing it again."""
     started = time.monotonic()
-    info = probe(src)
+    info = source_info or probe(src)
     profile = profile or target_profile(info, portrait)
     expected = transcode(src, dst, info, profile, portrait=portrait, loudnorm=loudnorm, on_progress=on_progress,
                          timeout=timeout)
     output = probe(dst)
     check_duration(src, output, expected)
+    if output.video and output.video.duration and info.video.duration:
+        # The picture too: without source audio the generated silence alone would make up the length.
+        check_duration(src, output, min(expected, info.video.duration), lasts=output.video.duration)
     return NormalizeResult(path=Path(dst), source=info, output=output, fixed=conformance(info, profile),
                            elapsed_s=time.monotonic() - started)
 
 
 def remux(src: str | os.PathLike, dst: str | os.PathLike, *, timeout: float = 600,
-          profile: HouseProfile = HOUSE) -> Path:
+          profile: HouseProfile = HOUSE, on_progress: ProgressCallback | None = None,
+          source_info: MediaInfo | None = None) -> Path:
     """Stream-copy into an indexed MP4 (`+faststart`, house timescale): for recordings that already conform."""
-    info = probe(src)
+    info = source_info or probe(src)
     out = ffmpeg.output(ffmpeg.input(str(src)), str(dst), c="copy", map_metadata=-1, **profile.mp4_args())
-    run_ffmpeg(ffmpeg.compile(out, overwrite_output=True), timeout=timeout, path=src)
+    run_ffmpeg(ffmpeg.compile(out, overwrite_output=True), timeout=timeout, path=src,
+               expected_duration_s=info.duration or None, on_progress=on_progress)
     check_duration(src, probe(dst), info.duration, tolerance=max(DURATION_TOLERANCE_S, 0.01 * info.duration))
     return Path(dst)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from media.errors import EmptyFileError, MissingMoovError, NotMediaError
 from media.profile import HOUSE, MAX_HEIGHT, MAX_WIDTH, HouseProfile
 from media.run import run_capture
+from media.sniff import read_head, what_it_is
 
 PROBE_TIMEOUT_S = 60.0
 # Keyframe spacing and frame-rate regularity are judged on the packets of the first seconds only.
@@ -39,6 +40,7 @@ class VideoInfo:
     frames: int | None
     start_pts: float | None
     extradata_hash: str | None
+    codec_tag: str = ""  # the container's fourcc ('avc1', 'hvc1'…): names a codec ffmpeg does not know
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -109,7 +111,7 @@ def probe(path: str | os.PathLike, *, timeout: float = PROBE_TIMEOUT_S) -> Media
             raise MissingMoovError(source, "the MP4 has no index (moov atom not found): it was cut short",
                                    hint="upload the file again; a recording must be finalised before upload")
         raise NotMediaError(source, f"ffprobe cannot read it as audio/video ({_last_line(stderr)})",
-                            hint="check that this is a video or audio file")
+                            hint="check that this is a video or audio file", facts={"what": _what_it_is(source)})
     data = json.loads(done.stdout or b"{}")
     streams = data.get("streams", [])
     fmt = data.get("format", {})
@@ -126,6 +128,10 @@ def probe(path: str | os.PathLike, *, timeout: float = PROBE_TIMEOUT_S) -> Media
                      start_time=_float(fmt.get("start_time")) or 0.0,
                      size_bytes=os.path.getsize(source) if is_local else None,
                      bit_rate=_int(fmt.get("bit_rate")), video=video, audio=audio)
+
+
+def _what_it_is(source: str) -> str:
+    return "" if "://" in source else what_it_is(read_head(source))
 
 
 def _starts_like_mp4(source: str) -> bool:
@@ -166,7 +172,8 @@ def _video_info(stream: dict, packets: list[tuple[float, bool]]) -> VideoInfo:
         fps=round(fps, 3) if fps else None, vfr=vfr, keyframe_interval_s=round(max(gaps), 3) if gaps else None,
         rotation=_rotation(stream), sar=stream.get("sample_aspect_ratio"), time_base=stream.get("time_base", ""),
         duration=_float(stream.get("duration")), frames=_int(stream.get("nb_frames")),
-        start_pts=pts[0] if pts else None, extradata_hash=stream.get("extradata_hash"))
+        start_pts=pts[0] if pts else None, extradata_hash=stream.get("extradata_hash"),
+        codec_tag=_printable_tag(stream.get("codec_tag_string", "")))
 
 
 def _audio_info(stream: dict, packets: list[tuple[float, bool]]) -> AudioInfo:
@@ -257,6 +264,11 @@ def _int(value) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def _printable_tag(tag: str) -> str:
+    # ffprobe prints an unprintable fourcc as "[0][0][0][0]"; such a tag names nothing.
+    return "" if not tag or "[" in tag else tag.strip()
 
 
 def _last_line(text: str) -> str:

@@ -13,6 +13,7 @@ from typing import Callable, Literal
 import ffmpeg
 
 from media.profile import HOUSE, HouseProfile
+from media.redact import redact, url_secrets
 from media.run import FFmpegProcess, Progress
 
 RelayState = Literal["idle", "running", "backoff", "stopped"]
@@ -63,6 +64,9 @@ class RelaySupervisor:
                  rw_timeout_s: float = 5.0, backoff_initial_s: float = 1.0, backoff_max_s: float = 30.0,
                  healthy_after_s: float = 30.0, on_event: Callable[[str], None] | None = None):
         self.argv = build_relay_argv(input_url, output_url, transcode, profile, rw_timeout_s=rw_timeout_s)
+        # ffmpeg names its output URL when it fails, and that URL carries the fanpage's stream key: everything the
+        # supervisor reports (last_error, events, repr) goes through `_redact` with the URL's secret parts.
+        self._secrets = url_secrets(output_url)
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.healthy_after_s = healthy_after_s
@@ -79,6 +83,12 @@ class RelaySupervisor:
         self._last_exit_code: int | None = None
         self._last_error: str | None = None
         self._started_at: float | None = None
+
+    def _redact(self, text: str) -> str:
+        return redact(text, self._secrets)
+
+    def __repr__(self) -> str:
+        return f"RelaySupervisor(state={self._state!r}, restarts={self._restarts})"  # never the argv: it has the key
 
     def start(self) -> None:
         if self._thread is not None:
@@ -140,7 +150,7 @@ class RelaySupervisor:
                 self._process = None
                 if self._stopping.is_set():
                     break
-                tail = process.stderr_tail().splitlines()
+                tail = self._redact(process.stderr_tail()).splitlines()
                 self._last_error = (f"ffmpeg exited with code {returncode} after relaying {relayed:.1f} s"
                                     + (f": {tail[-1]}" if tail else ""))
                 self._state = "backoff"

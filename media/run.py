@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from media.errors import FFmpegError, FFmpegTimeout
+from media.errors import FFmpegTimeout, ffmpeg_failure
+from media.redact import redact_urls
 
 STDERR_TAIL_LINES = 40
 # ffmpeg ignores a first SIGTERM while blocked in a network read (media-notes §2); give it this long, then KILL.
@@ -152,14 +153,14 @@ def run_ffmpeg(argv: Sequence[str], *, timeout: float, path: str | os.PathLike, 
         returncode = process.wait(timeout)
     except subprocess.TimeoutExpired:
         process.stop()
-        raise FFmpegTimeout(path, f"ffmpeg did not finish within {timeout:.0f} s and was stopped",
-                            stderr_tail=process.stderr_tail(), argv=process.argv) from None
+        raise FFmpegTimeout(redact_urls(str(path)), f"ffmpeg did not finish within {timeout:.0f} s and was stopped",
+                            stderr_tail=redact_urls(process.stderr_tail()), argv=_redacted(process.argv)) from None
     except BaseException:
         process.stop()  # an interrupted caller must not leave an orphan encoder behind
         raise
     if returncode != 0:
-        raise FFmpegError(path, f"ffmpeg exited with code {returncode}", stderr_tail=process.stderr_tail(),
-                          argv=process.argv)
+        raise ffmpeg_failure(redact_urls(str(path)), returncode, redact_urls(process.stderr_tail()),
+                             _redacted(process.argv))  # typed by ffmpeg's stderr
     if process.callback_error is not None:
         raise process.callback_error
     return RunResult(argv=process.argv, returncode=returncode, elapsed_s=time.monotonic() - process.started,
@@ -171,4 +172,10 @@ def run_capture(argv: Sequence[str], *, timeout: float, path: str | os.PathLike)
     try:
         return subprocess.run(list(argv), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise FFmpegTimeout(path, f"{argv[0]} did not finish within {timeout:.0f} s", argv=list(argv)) from None
+        raise FFmpegTimeout(redact_urls(str(path)), f"{argv[0]} did not finish within {timeout:.0f} s",
+                            argv=_redacted(argv)) from None
+
+
+def _redacted(argv: Sequence[str]) -> list[str]:
+    """An error's argv without stream keys: errors end up in task logs and XComs (ffmpeg names its URLs)."""
+    return [redact_urls(str(arg)) for arg in argv]

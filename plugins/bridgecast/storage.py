@@ -9,7 +9,7 @@ import base64
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +19,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from bridgecast.connections import get_connection
+from bridgecast.connections import ConnectionInfo, get_connection
 from bridgecast.objects import health_key
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
@@ -51,7 +51,11 @@ class Storage:
 
     @classmethod
     def from_connection(cls, conn_id: str = "bridgecast_s3", bucket: str | None = None) -> "Storage":
-        conn = get_connection(conn_id)
+        return cls.from_info(get_connection(conn_id), bucket)
+
+    @classmethod
+    def from_info(cls, conn: ConnectionInfo, bucket: str | None = None) -> "Storage":
+        """From a Connection already looked up (e.g. by the board, inside Airflow's api-server)."""
         extra = conn.extra
         client = boto3.client(
             "s3", endpoint_url=extra.get("endpoint_url") or None, region_name=extra.get("region_name", "us-east-1"),
@@ -81,12 +85,14 @@ class Storage:
         return self.put_bytes(key, body, content_type="application/json; charset=utf-8", **kw)
 
     def upload_file(self, path: str | os.PathLike, key: str, *, content_type: str = "application/octet-stream",
-                    if_absent: bool = True, sha256: str | None = None) -> PutResult:
-        """Stream a file up (multipart above 16 MB, SHA-256 checksums per part); never overwrite by default."""
+                    if_absent: bool = True, sha256: str | None = None,
+                    progress: Callable[[int], None] | None = None) -> PutResult:
+        """Stream a file up (multipart above 16 MB, SHA-256 checksums per part); never overwrite by default.
+        `progress(bytes_since_last_call)` is boto3's transfer callback (called from its threads)."""
         if if_absent and self.exists(key):
             return PutResult(key, created=False)
         sha256 = sha256 or sha256_file(path)
-        self.client.upload_file(str(path), self.bucket, key, Config=_TRANSFER, ExtraArgs={
+        self.client.upload_file(str(path), self.bucket, key, Config=_TRANSFER, Callback=progress, ExtraArgs={
             "ContentType": content_type, "ChecksumAlgorithm": "SHA256", "Metadata": {"sha256": sha256}})
         return PutResult(key, created=True)
 
@@ -112,10 +118,11 @@ class Storage:
     def get_json(self, key: str):
         return json.loads(self.get_bytes(key))
 
-    def download_file(self, key: str, path: str | os.PathLike) -> Path:
+    def download_file(self, key: str, path: str | os.PathLike, *,
+                      progress: Callable[[int], None] | None = None) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.client.download_file(self.bucket, key, str(path), Config=_TRANSFER)
+        self.client.download_file(self.bucket, key, str(path), Config=_TRANSFER, Callback=progress)
         return path
 
     def list_keys(self, prefix: str) -> Iterator[dict]:

@@ -7,7 +7,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, ImageDraw
 
 import media
 from media.errors import DecompressionBombError, EmptyFileError, NotAnImageError, TruncatedFileError
@@ -199,10 +199,124 @@ def _differs(a: Image.Image, b: Image.Image, box) -> bool:
     return a.crop(box).tobytes() != b.crop(box).tobytes()
 
 
-def test_heic_is_recognised_and_refused_with_a_hint(tmp_path, policy):
-    src = tmp_path / "IMG_0001.jpg"
-    src.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64)
+def heic_photo(path: Path, image: Image.Image, exif: Image.Exif | None = None) -> Path:
+    """A HEIC as a phone writes it (HEVC-coded, EXIF with GPS), encoded at test time with pillow-heif."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    image.save(path, format="HEIF", quality=90, exif=(exif or gps_exif()).tobytes())
+    return path
+
+
+def test_heic_from_a_phone_becomes_clean_jpeg_renditions(tmp_path, policy):
+    src = heic_photo(tmp_path / "IMG_0042.HEIC", quadrants())
     assert media.sniff(src) == "heic"
+    result = media.process_photo(src, tmp_path / "out", policy)
+    assert result.detected_type == "heic" and (result.width, result.height) == (800, 600)
+    assert "GPS location removed" in result.warnings
+    for path in result.renditions.values():
+        assert_clean(path)  # JPEG, RGB, no EXIF/GPS/ICC
+        assert b"ftyp" not in path.read_bytes()[:32]
+    web = Image.open(result.renditions["web"])
+    assert web.size == (400, 300) and _close(web.getpixel((50, 50)), (255, 0, 0), 24)  # red stays top-left
+
+
+def test_a_rotated_heic_is_shown_upright_once_not_turned_twice(tmp_path, policy):
+    # pillow-heif stores EXIF orientation 6 as the HEIF rotation (irot) and decodes the picture already upright.
+    src = heic_photo(tmp_path / "portrait.heic", quadrants(), gps_exif(orientation=6))
+    result = media.process_photo(src, tmp_path / "out", policy)
+    web = Image.open(result.renditions["web"])
+    assert web.size == (300, 400) and (result.width, result.height) == (600, 800)
+    assert _close(web.getpixel((225, 50)), (255, 0, 0), 24) and _close(web.getpixel((75, 50)), (0, 0, 255), 24)
+
+
+def test_a_truncated_heic_is_refused_as_damaged(tmp_path, policy):
+    whole = heic_photo(tmp_path / "whole.heic", Image.effect_noise((640, 480), 40).convert("RGB"))
+    src = tmp_path / "cut.heic"
+    src.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(NotAnImageError) as caught:
+        media.process_photo(src, tmp_path / "out", policy)
+    assert caught.value.reason in ("corrupt", "truncated") and "cut.heic" in str(caught.value)
+    assert media.team_message(caught.value).problem.startswith(("Ảnh bị hỏng", "Tệp bị hỏng"))
+
+
+def test_avif_is_recognised_and_refused_with_a_hint_in_the_teams_words(tmp_path, policy):
+    src = tmp_path / "IMG_0001.jpg"
+    src.write_bytes(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + b"\x00" * 64)
+    assert media.sniff(src) == "avif"
     with pytest.raises(NotAnImageError) as caught:
         media.process_photo(src, tmp_path / "out", policy)
     assert caught.value.reason == "unsupported_format" and "JPEG" in str(caught.value)
+    message = media.team_message(caught.value)
+    assert message.problem == "Ảnh dạng AVIF chưa được hỗ trợ" and "JPEG" in message.action
+
+
+def test_the_configured_logo_watermarks_the_web_rendition_and_not_the_thumbnail(tmp_path):
+    from bridgecast.event import default_event_path, load_event
+
+    settings = load_event(default_event_path()).media
+    assert settings.watermark_logo and Path(settings.watermark_logo).is_file()  # config/brand/, committed
+    src = tmp_path / "photo.jpg"
+    Image.new("RGB", (1600, 1200), (40, 90, 40)).save(src, quality=95)
+    plain = media.process_photo(src, tmp_path / "plain", media.PhotoPolicy())
+    marked = media.process_photo(src, tmp_path / "marked", media.PhotoPolicy(watermark_logo=settings.watermark_logo))
+    a, b = Image.open(plain.renditions["web"]), Image.open(marked.renditions["web"])
+    corner = (a.size[0] * 3 // 4, a.size[1] * 3 // 4, a.size[0], a.size[1])
+    assert _differs(a, b, box=corner) and not _differs(a, b, box=(0, 0, a.size[0] // 2, a.size[1] // 2))
+    # The logo's blue badge is in the bottom-right corner (the placeholder is white text on BHXH blue).
+    blues = [px for px in b.crop(corner).get_flattened_data() if px[2] > 140 and px[0] < 60]
+    assert len(blues) > 500
+    assert Image.open(plain.renditions["thumb"]).tobytes() == Image.open(marked.renditions["thumb"]).tobytes()
+
+
+def test_a_known_sha256_is_trusted_not_recomputed(tmp_path, policy):
+    src = tmp_path / "photo.jpg"
+    quadrants().save(src)
+    given = "ab" * 32  # the ingest passes the gateway's digest; the toolkit names the renditions after it
+    result = media.process_photo(src, tmp_path / "out", policy, sha256=given)
+    assert result.sha256 == given and result.renditions["web"].name == f"{given[:16]}.web.jpg"
+
+
+def test_the_cheap_path_keeps_the_picture_close_to_a_full_quality_downscale(tmp_path):
+    """Draft decoding + bilinear + box thumbnail against a full decode and Lanczos: the same picture, within
+    JPEG noise (mean absolute difference per channel a few levels out of 255)."""
+    from PIL import ImageChops, ImageStat
+
+    src = tmp_path / "scene.jpg"
+    scene = Image.radial_gradient("L").resize((4000, 3000)).convert("RGB")
+    ImageDraw.Draw(scene).rectangle((1000, 800, 2600, 2000), fill=(200, 40, 40))
+    scene.save(src, quality=92)
+    result = media.process_photo(src, tmp_path / "out", media.PhotoPolicy())
+    reference = {"web": scene.resize((1600, 1200), Image.Resampling.LANCZOS),
+                 "thumb": scene.resize((400, 300), Image.Resampling.LANCZOS)}
+    for name, expected in reference.items():
+        got = Image.open(result.renditions[name])
+        assert got.size == expected.size
+        assert max(ImageStat.Stat(ImageChops.difference(got, expected)).mean) < 3.0, name
+
+
+def _swapped_rgb_profile() -> bytes:
+    """An RGB ICC profile whose red and green primaries are swapped (built from Pillow's sRGB by exchanging the
+    rXYZ/gXYZ tags): converting a red pixel tagged with it to sRGB must give green."""
+    icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    count = struct.unpack(">I", icc[128:132])[0]
+    entries = {bytes(icc[132 + 12 * i:136 + 12 * i]): 132 + 12 * i for i in range(count)}
+    r, g = entries[b"rXYZ"], entries[b"gXYZ"]
+    icc[r + 4:r + 12], icc[g + 4:g + 12] = icc[g + 4:g + 12], icc[r + 4:r + 12]
+    return bytes(icc).replace("sRGB built-in".encode("utf-16-be"), "Swap R/G test".encode("utf-16-be"))
+
+
+def test_a_wide_gamut_profile_is_converted_to_srgb_and_an_srgb_one_costs_nothing(tmp_path, policy):
+    tagged = tmp_path / "p3.jpg"
+    Image.new("RGB", (800, 600), (200, 30, 30)).save(tagged, quality=95, icc_profile=_swapped_rgb_profile())
+    result = media.process_photo(tagged, tmp_path / "out", policy)
+    assert "colour profile converted to sRGB" in result.warnings
+    for path in result.renditions.values():
+        assert _close(Image.open(path).getpixel((10, 10)), (30, 200, 30), 12)  # the profile's meaning, in sRGB
+        assert_clean(path)
+    srgb = tmp_path / "android.jpg"
+    Image.new("RGB", (800, 600), (200, 30, 30)).save(
+        srgb, quality=95, icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    plain = media.process_photo(srgb, tmp_path / "out2", policy)
+    assert "colour profile converted to sRGB" not in plain.warnings
+    assert _close(Image.open(plain.renditions["web"]).getpixel((10, 10)), (200, 30, 30), 12)

@@ -1,7 +1,20 @@
-"""What an uploaded file really is, decided from its first bytes (never from its name)."""
+"""What an uploaded file really is, decided from its first bytes (never from its name).
+
+Images are recognised by the media toolkit's sniffer (the photo cleaner uses the same one), so a HEIC from a phone
+is a photo here and a photo there; an AVIF is a photo too, and the ingest quarantines it with a reason the team can
+act on. Everything else in an ISO-BMFF box (MP4, MOV, 3GP) is a video."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from media.sniff import ftyp_brands, image_type
+
+# image type (media.sniff) → (extension of the raw key, content type)
+_PHOTO_TYPES = {
+    "jpeg": ("jpg", "image/jpeg"), "png": ("png", "image/png"), "webp": ("webp", "image/webp"),
+    "heic": ("heic", "image/heic"), "avif": ("avif", "image/avif"), "gif": ("gif", "image/gif"),
+    "tiff": ("tiff", "image/tiff"), "bmp": ("bmp", "image/bmp"),
+}
 
 
 @dataclass(frozen=True)
@@ -13,17 +26,12 @@ class DetectedType:
 
 def detect(head: bytes) -> DetectedType | None:
     """Sniff the container from the first bytes; None when it is neither a photo nor a video we take."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return DetectedType("photo", "jpg", "image/jpeg")
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return DetectedType("photo", "png", "image/png")
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return DetectedType("photo", "webp", "image/webp")
-    if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in (b"heic", b"heix", b"mif1", b"msf1", b"hevc"):
-            return DetectedType("photo", "heic", "image/heic")
-        if brand == b"qt  ":
+    image = image_type(head)
+    if image is not None:
+        return DetectedType("photo", *_PHOTO_TYPES[image])
+    brands = ftyp_brands(head)
+    if brands:
+        if brands[0] == b"qt  ":
             return DetectedType("video", "mov", "video/quicktime")
         return DetectedType("video", "mp4", "video/mp4")
     if head.startswith(b"FLV\x01"):

@@ -1,15 +1,19 @@
 """Process raw assets announced by the gateway: validate with the media toolkit, derive renditions, or quarantine.
 
 Idempotent per asset: a manifest already `processed` or `quarantined` is left alone, so reruns and duplicate
-asset events cost one S3 read each. Work happens in a temporary directory that is gone when the task ends;
-everything that must outlive the task is in S3. Airflow-free except `linger_feed`, which reads the task context
-the DAG hands it.
+asset events cost one S3 read each. Each asset is downloaded once into its own scratch folder (`source/`, its
+derivatives in `derived/`), hashed never (the gateway's SHA-256 names it), and each rendition uploaded once;
+everything that must outlive the task is in S3. A file at fault is quarantined with a reason the team can act on
+(Vietnamese, from media.team_message) and the technical detail for operators (`reason_detail`); a failure of this
+machine fails the task instead, to be retried. Long steps log throttled progress lines. Airflow-free except
+`linger_feed`, which reads the task context the DAG hands it.
 """
 from __future__ import annotations
 
 import itertools
 import logging
 import math
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,6 +38,8 @@ PHOTO_WORKERS = 3  # threads per task (see process_batch)
 # longer than LINGER_MAX_S.
 LINGER_POLL_S, LINGER_IDLE_S, LINGER_MAX_S, LINGER_BACKLOG = 1.0, 5.0, 300.0, 4 * PHOTO_WORKERS
 EVENT_FIELDS = ("event", "point", "kind", "key", "sha256")  # what the gateway puts in every asset event
+# S3 transfers above this log their progress (a 12 MP photo is ~4 MB; a minute of phone video ~100 MB).
+PROGRESS_MIN_BYTES = 32 * 1024 * 1024
 
 
 def photo_chunk(count: int) -> int:
@@ -140,18 +146,28 @@ def process_batch(batch: list[dict], storage: Storage, policy: MediaSettings, *,
             work.mkdir()
             try:
                 outcome = _process_one(item, work, storage, manifests, policy)
-            except Exception as exc:  # S3 or the manifest store failing: the task fails after the batch; rerun
-                log.exception("processing %s failed", item["key"])
+            except Exception as exc:  # S3, the manifest store or this machine failing: the task fails after the
+                log.exception("processing %s failed", item["key"])  # batch and is retried
                 outcome = {"key": item["key"], "status": "error", "error": f"{type(exc).__name__}: {exc}"}
+            finally:
+                shutil.rmtree(work, ignore_errors=True)  # a lingering task takes many videos: free each one's disk
             outcome["seconds"] = round(time.monotonic() - t0, 3)
             log.info("%s → %s (%.2fs)", item["key"], outcome["status"], outcome["seconds"])
+            if outcome["status"] == QUARANTINED and not outcome.get("skipped"):
+                log.warning("quarantined %s [%s]: %s", item["key"], outcome["reason_code"], outcome["reason"])
             return outcome
 
+        cpu0, wall0 = time.process_time(), time.monotonic()
         with ThreadPoolExecutor(workers) as pool:
             taken = [pool.submit(one, item) for item in batch]
             if feed is not None:
                 _linger(pool, one, taken, feed)
-            return [f.result() for f in taken]
+            results = [f.result() for f in taken]
+        # What the batch cost this process (all threads), for sizing: compare with bench/media_photos.py.
+        cpu = time.process_time() - cpu0
+        log.info("batch done: %d assets in %.1f s, %.2f CPU-s (%.3f per asset)", len(results),
+                 time.monotonic() - wall0, cpu, cpu / max(1, len(results)))
+        return results
 
 
 def _linger(pool: ThreadPoolExecutor, one, taken: list, feed: EventFeed) -> None:
@@ -178,7 +194,7 @@ def _linger(pool: ThreadPoolExecutor, one, taken: list, feed: EventFeed) -> None
         time.sleep(LINGER_POLL_S)
 
 
-def _process_one(item: dict, tmp: Path, storage: Storage, manifests: ManifestStore, policy: MediaSettings) -> dict:
+def _process_one(item: dict, work: Path, storage: Storage, manifests: ManifestStore, policy: MediaSettings) -> dict:
     import media
 
     event_id, point_id, sha256 = item["event"], item["point"], item["sha256"]
@@ -189,46 +205,67 @@ def _process_one(item: dict, tmp: Path, storage: Storage, manifests: ManifestSto
     if manifest["status"] in (PROCESSED, QUARANTINED):
         return {"key": item["key"], "status": manifest["status"], "skipped": True}
 
-    src = tmp / f"{sha256}{Path(item['key']).suffix}"
-    if item["kind"] == "photo":  # a few MB: one GET, none of the multipart machinery's threads
-        src.write_bytes(storage.get_bytes(item["key"]))
-    else:
-        storage.download_file(item["key"], src)
+    # What was downloaded and what is derived from it live in separate folders, so no output name (a processed
+    # `.mp4` of an uploaded `.mp4`) can ever be the input's: ffmpeg would be asked to write over what it reads.
+    source_dir, derived = work / "source", work / "derived"
+    source_dir.mkdir()
+    derived.mkdir()
+    src = source_dir / f"original{Path(item['key']).suffix.lower()}"
+    _download(storage, item, src, manifest.get("size"))
     try:
         if item["kind"] == "photo":
-            renditions, info = _photo(src, tmp, storage, event_id, point_id, sha256, policy)
+            renditions, info = _photo(src, derived, storage, event_id, point_id, sha256, policy)
         else:
-            renditions, info = _video(src, tmp, storage, event_id, point_id, sha256, item["kind"], item["key"])
+            renditions, info = _video(src, derived, storage, event_id, point_id, sha256, item["kind"], item["key"])
     except media.MediaError as exc:
-        reason = quarantine_reason(manifest.get("original_name") or Path(item["key"]).name, exc)
-        manifests.set_status(event_id, point_id, sha256, QUARANTINED, base=found, reason=reason,
-                             reason_code=exc.reason)
-        # The toolkit's full message (ffmpeg's stderr tail included) is kept for staff, beside the raw object.
-        storage.put_json(quarantine_key(event_id, point_id, sha256),
-                         {"key": item["key"], "reason": reason, "reason_code": exc.reason, "detail": str(exc)})
-        return {"key": item["key"], "status": QUARANTINED, "reason": reason, "reason_code": exc.reason}
-    finally:
-        src.unlink(missing_ok=True)
+        if not media.blames_input(exc):
+            raise  # this machine failed (disk full…), not the file: the task fails and is retried
+        return _quarantine(item, exc, found, storage, manifests, src, work)
     manifests.set_status(event_id, point_id, sha256, PROCESSED, base=found, renditions=renditions, media=info)
     return {"key": item["key"], "status": PROCESSED, "renditions": renditions}
 
 
-def quarantine_reason(original_name: str, exc, limit: int = 300) -> str:
-    """What the team reads on the upload page: their file's name, what is wrong, what to do.
+def _download(storage: Storage, item: dict, dst: Path, size: int | None) -> None:
+    """Fetch the raw object once. A photo (a few MB) is one GET without the multipart machinery's threads;
+    a video streams to disk, with progress lines when it is big enough to take a while."""
+    if item["kind"] == "photo":
+        dst.write_bytes(storage.get_bytes(item["key"]))
+        return
+    progress = _transfer_progress(f"downloading {item['key']}", size)
+    storage.download_file(item["key"], dst, progress=progress.transferred if progress else None)
 
-    Built from the toolkit error's parts, not str(exc), which names the task's temporary file."""
-    detail = exc.detail.split("\n--- ffmpeg said ---", 1)[0]
-    if len(detail) > limit:
-        detail = detail[:limit - 1] + "…"
-    return f"{original_name}: {detail}" + (f" — {exc.hint}" if exc.hint else "")
+
+def _quarantine(item: dict, exc, found: tuple[dict, str], storage: Storage, manifests: ManifestStore,
+                src: Path, work: Path) -> dict:
+    """Hold the asset back: the team reads why in their words; operators get the technical detail beside it."""
+    event_id, point_id, sha256 = item["event"], item["point"], item["sha256"]
+    reason = quarantine_reason(found[0].get("original_name") or Path(item["key"]).name, exc)
+    # The toolkit's full message (ffmpeg's stderr tail included), naming the raw object, not our scratch files.
+    detail = str(exc).replace(str(src), item["key"]).replace(str(work), "<scratch>")
+    # The record first: whoever sees the manifest say "quarantined" finds the record beside it.
+    storage.put_json(quarantine_key(event_id, point_id, sha256),
+                     {"key": item["key"], "reason": reason, "reason_code": exc.reason, "detail": detail})
+    manifests.set_status(event_id, point_id, sha256, QUARANTINED, base=found, reason=reason,
+                         reason_code=exc.reason, reason_detail=detail)
+    return {"key": item["key"], "status": QUARANTINED, "reason": reason, "reason_code": exc.reason}
 
 
-def _photo(src: Path, tmp: Path, storage: Storage, event_id, point_id, sha256, policy: MediaSettings):
+def quarantine_reason(original_name: str, exc) -> str:
+    """What the team reads on the upload page: their file's name, what is wrong and what to do, in Vietnamese
+    (media.team_message: one table for every photo, video and ffmpeg failure)."""
     import media
 
-    out = tmp / sha256
-    result = media.process_photo(src, out, media.PhotoPolicy(max_pixels=policy.max_photo_pixels,
-                                                             watermark_text=policy.watermark_text))
+    return f"{original_name}: {media.team_message(exc)}"
+
+
+def _photo(src: Path, derived: Path, storage: Storage, event_id, point_id, sha256, policy: MediaSettings):
+    import media
+
+    # The gateway hashed the upload (the sha256 is the asset's name): no second hash of the same bytes here.
+    result = media.process_photo(src, derived, media.PhotoPolicy(max_pixels=policy.max_photo_pixels,
+                                                                 watermark_text=policy.watermark_text,
+                                                                 watermark_logo=policy.watermark_logo),
+                                 sha256=sha256)
     renditions = {}
     for name, path in result.renditions.items():
         key = processed_key(event_id, point_id, name, f"{sha256[:16]}.jpg")
@@ -238,28 +275,51 @@ def _photo(src: Path, tmp: Path, storage: Storage, event_id, point_id, sha256, p
     return renditions, {"width": result.width, "height": result.height, "type": result.detected_type}
 
 
-def _video(src: Path, tmp: Path, storage: Storage, event_id, point_id, sha256, kind: str, raw_key: str):
-    """Recordings and team videos become indexed MP4 in the house profile (stream copy when they conform)."""
+def _video(src: Path, derived: Path, storage: Storage, event_id, point_id, sha256, kind: str, raw_key: str):
+    """Recordings and team videos become indexed MP4 in the house profile (stream copy when they conform), with a
+    poster frame. Long steps log their progress (percent, speed, ETA) in the task log."""
     import media
 
     info = media.probe(src)
-    deviations = media.conformance(info)
-    dst = tmp / f"{sha256}.mp4"
-    if deviations:
-        media.normalize(src, dst)
-        path_taken = "normalized"
-    else:
-        media.remux(src, dst)
-        path_taken = "remuxed"
+    house = derived / "house.mp4"
+    output, path_taken, deviations = _to_house_profile(src, house, info, Path(raw_key).name)
+    src.unlink()  # a phone video can be gigabytes: the scratch disk holds one copy at a time
     rendition = "recording" if kind == "recording" else "video"
     # Named after the raw key (`<received at>_<sha256[:12]>`): a point's segments list in the order they arrived.
     key = processed_key(event_id, point_id, rendition, f"{Path(raw_key).stem}.mp4")
-    storage.upload_file(dst, key, content_type="video/mp4", if_absent=True)
-    poster = tmp / f"{sha256}.jpg"
-    media.poster_frame(dst, poster)
+    progress = _transfer_progress(f"uploading {key}", house.stat().st_size)
+    storage.upload_file(house, key, content_type="video/mp4", if_absent=True,
+                        progress=progress.transferred if progress else None)
+    poster = derived / "poster.jpg"
+    media.poster_frame(house, poster)
     poster_key = processed_key(event_id, point_id, "poster", f"{sha256[:16]}.jpg")
     storage.upload_file(poster, poster_key, content_type="image/jpeg", if_absent=True)
-    dst.unlink(missing_ok=True)
-    return ({rendition: key, "poster": poster_key},
-            {"duration": info.duration, "width": info.width, "height": info.height, "path": path_taken,
-             "deviations": [str(d) for d in deviations]})
+    facts = {"duration": info.duration, "width": info.width, "height": info.height, "path": path_taken,
+             "deviations": [str(d) for d in deviations],
+             "source": {"codec": info.video.codec, "rotation": info.video.rotation, "vfr": info.video.vfr},
+             "processed": {"width": output.width, "height": output.height, "duration": output.duration}}
+    return {rendition: key, "poster": poster_key}, facts
+
+
+def _to_house_profile(src: Path, house: Path, info, name: str):
+    """(output info, "normalized" | "remuxed", deviations): re-encode what deviates, stream-copy what conforms."""
+    import media
+
+    deviations = media.conformance(info)
+    if deviations:
+        step = media.ProgressLog(log, f"normalising {name} to the house profile ({len(deviations)} deviations)")
+        output = media.normalize(src, house, on_progress=step.ffmpeg, source_info=info).output
+    else:
+        step = media.ProgressLog(log, f"remuxing {name} (already in the house profile)")
+        output = media.probe(media.remux(src, house, on_progress=step.ffmpeg, source_info=info))
+    step.finish()
+    return output, "normalized" if deviations else "remuxed", deviations
+
+
+def _transfer_progress(what: str, size: int | None):
+    """A ProgressLog for an S3 transfer big enough to take a while; None (no lines) for small ones."""
+    import media
+
+    if not size or size < PROGRESS_MIN_BYTES:
+        return None
+    return media.ProgressLog(log, what, total_bytes=size)

@@ -1,5 +1,6 @@
 """End to end through the real Airflow scheduler: what the gateway stores is processed by `bridgecast_ingest` by
-itself — a recording published over RTMP, field photos with bad files among them — and a rerun changes nothing."""
+itself — a recording published over RTMP, field photos with bad files among them, team videos from phones (MP4 and
+MOV, H.264 and HEVC, portrait, variable frame rate), a HEIC photo — and a rerun changes nothing."""
 from __future__ import annotations
 
 import hashlib
@@ -8,12 +9,14 @@ import sys
 import time
 
 import pytest
+import requests
 from ingest_testkit import (EVENT_ID, html_saved_as_photo, jpeg_bytes, oversized_png, publish_test_stream,
                             truncated_jpeg, wait_for)
 from PIL import Image
 
 from bridgecast.ingest.assets import raw_asset_uri
 from devstack import synthetic
+from tests.media.helpers import has_encoder, phone_clip
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(300)]
 
@@ -179,3 +182,133 @@ def test_bad_files_are_quarantined_with_the_reason_and_the_good_ones_in_their_ba
     for name in files:
         assert manifests.get(EVENT_ID, point, sha[name])["history"] == results[name]["history"]
     assert {k: storage.head(k)["ETag"] for k in etags} == etags
+
+
+def _probe_rendition(storage, key: str, path):
+    import media
+
+    return media.probe(storage.download_file(key, path))
+
+
+def _task_log_of(airflow_api, key: str, runs: int = 10) -> str:
+    """The log of the process_batch task that processed `key` (its XCom names it), among the latest runs. Which
+    run took an asset is the scheduler's business (a triggering event, a late one, or a lingering task)."""
+    for run in airflow_api.runs(DAG_ID, limit=runs):
+        for ti in airflow_api.task_instances(DAG_ID, run["dag_run_id"]):
+            if ti["task_id"] != "process_batch" or ti["state"] != "success":
+                continue
+            results = airflow_api.xcom(DAG_ID, run["dag_run_id"], "process_batch", map_index=ti["map_index"])
+            if any(r["key"] == key for r in results or []):
+                log = airflow_api.request(
+                    "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/process_batch/logs/"
+                           f"{ti['try_number']}", params={"map_index": ti["map_index"]})
+                return "\n".join(str(entry.get("event", entry)) if isinstance(entry, dict) else str(entry)
+                                 for entry in log.get("content", []))
+    raise AssertionError(f"no successful process_batch task of the last {runs} runs reports {key}")
+
+
+def test_team_videos_from_phones_are_processed_to_the_house_profile_with_a_poster(gateway, storage, manifests,
+                                                                                  ingest_dag, tmp_path):
+    """The issue's bug: every uploaded .mp4 was quarantined ("ffmpeg exited with code 1") because the processed
+    file's path was the download's. Phone clips as they come must end up as house-profile MP4 in S3."""
+    import media
+    from media.normalize import target_profile
+
+    point, seed = "tam-duong", int(time.time())
+    clips = {  # original name → (file, declared type)
+        "VID_20200615_080212.mp4": (phone_clip(tmp_path / "android.mp4", rotate=90, seed=seed), "video/mp4"),
+        "quay-nhanh.mp4": (phone_clip(tmp_path / "vfr.mp4", vfr=True, seed=seed + 1), "video/mp4"),
+        "IMG_0042.MOV": (phone_clip(tmp_path / "iphone.mov", rotate=270, seed=seed + 2), "video/quicktime"),
+    }
+    if has_encoder("libx265"):  # iPhones record HEVC by default
+        clips["IMG_0043.MOV"] = (phone_clip(tmp_path / "iphone-hevc.mov", codec="hevc", rotate=90, vfr=True,
+                                            seed=seed + 3), "video/quicktime")
+    sent = gateway.upload_multipart(point, [(name, path.read_bytes(), declared)
+                                            for name, (path, declared) in clips.items()])
+    assert sent.status_code == 200, sent.text
+    answers = {r["file"]: r for r in sent.json()["results"]}
+    assert {answers[name]["kind"] for name in clips} == {"video"}
+
+    for name, (path, _) in clips.items():
+        sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        manifest = _final_manifest(manifests, point, sha256)
+        assert manifest["status"] == "processed", f"{name}: {manifest.get('reason')} / {manifest.get('reason_detail')}"
+        assert manifest["media"]["path"] == "normalized" and manifest["media"]["deviations"]
+        house = manifest["renditions"]["video"]
+        assert house.startswith(f"{EVENT_ID}/{point}/processed/video/") and house.endswith(".mp4")
+        output = _probe_rendition(storage, house, tmp_path / f"{sha256[:8]}.house.mp4")
+        source = media.probe(path)
+        # What a viewer gets: H.264 High/AAC 48 kHz stereo, 30 fps CFR, upright, landscape 16:9.
+        assert media.conformance(output, target_profile(source)) == [], name
+        assert output.video.rotation == 0 and output.width > output.height
+        assert output.duration == pytest.approx(source.duration, abs=0.2)
+        poster = manifest["renditions"]["poster"]
+        assert storage.head(poster)["ContentType"] == "image/jpeg"
+        with Image.open(io.BytesIO(storage.get_bytes(poster))) as still:
+            assert still.format == "JPEG" and still.size[0] == output.width
+        assert storage.get_bytes(manifest["key"]) == path.read_bytes()  # the raw original is kept as sent
+
+    # Long steps log progress in the task log (a 3 s clip is short: at least its closing line).
+    last = hashlib.sha256(next(reversed(clips.values()))[0].read_bytes()).hexdigest()
+    text = wait_for(lambda: _task_log_of(ingest_dag, manifests.get(EVENT_ID, point, last)["key"]), timeout_s=60,
+                    interval_s=2, what="the task that processed the last clip to finish")
+    assert "normalising " in text and ": done in " in text, text[-2000:]
+
+
+def test_a_broken_team_video_is_quarantined_with_the_reason_in_the_teams_words(gateway, storage, manifests,
+                                                                               ingest_dag, tmp_path):
+    point, name = "tam-duong", "VID_20200615_0815.mp4"
+    whole = phone_clip(tmp_path / "whole.mp4", seed=int(time.time()) + 7)
+    broken = whole.read_bytes()[: whole.stat().st_size // 2]  # the upload cut short: the index (moov) never came
+    sent = gateway.upload_multipart(point, [(name, broken, "video/mp4")])
+    assert sent.status_code == 200, sent.text
+    sha256 = hashlib.sha256(broken).hexdigest()
+    manifest = _final_manifest(manifests, point, sha256)
+
+    assert manifest["status"] == "quarantined" and manifest["reason_code"] == "no_moov"
+    assert manifest["reason"] == (f"{name}: Tệp video bị hỏng hoặc tải lên chưa hết (thiếu phần 'moov') — "
+                                  "hãy quay/xuất lại và gửi lại")
+    # Operators keep the technical detail, naming the raw object rather than the task's scratch file.
+    assert "moov atom not found" in manifest["reason_detail"] and manifest["key"] in manifest["reason_detail"]
+    assert "/tmp" not in manifest["reason_detail"]
+    record = storage.get_json(f"{EVENT_ID}/{point}/quarantine/{sha256}.json")
+    assert record["reason"] == manifest["reason"] and record["detail"] == manifest["reason_detail"]
+    # The team sees it where they uploaded: the upload status the page polls.
+    status = requests.get(f"{gateway.url}/api/uploads/{sha256}", headers=gateway.auth(point), timeout=10).json()
+    assert status["status"] == "quarantined" and status["reason"] == manifest["reason"]
+
+
+def _heic(image: Image.Image, exif: Image.Exif) -> bytes:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    buffer = io.BytesIO()
+    image.save(buffer, format="HEIF", quality=90, exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+def test_a_heic_photo_from_an_iphone_becomes_a_watermarked_jpeg_without_gps(gateway, storage, manifests,
+                                                                            ingest_dag, event):
+    point, name = "yen-lac", "IMG_0101.HEIC"
+    picture = Image.linear_gradient("L").resize((1200, 900)).convert("RGB")
+    picture = Image.merge("RGB", (picture.getchannel(0).point(lambda v: v // 3), picture.getchannel(0),
+                                  Image.new("L", picture.size, int(time.time()) % 50)))  # greens: no blue of its own
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    exif.get_ifd(0x8825).update({1: "N", 2: (21.0, 18.0, 30.0), 3: "E", 4: (105.0, 36.0, 10.0)})
+    data = _heic(picture, exif)
+    sent = gateway.upload_multipart(point, [(name, data, "image/heic")])
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["results"][0]["kind"] == "photo"  # sniffed by content as a photo, not a video
+    manifest = _final_manifest(manifests, point, hashlib.sha256(data).hexdigest())
+
+    assert manifest["status"] == "processed", manifest.get("reason")
+    assert manifest["media"]["type"] == "heic" and manifest["key"].endswith(".heic")
+    web_bytes = storage.get_bytes(manifest["renditions"]["web"])
+    assert _exif_free(web_bytes) and b"GPS" not in web_bytes
+    with Image.open(io.BytesIO(web_bytes)) as web:
+        assert web.size == (1200, 900)
+        corner = web.crop((900, 675, 1200, 900)).convert("RGB")
+        logo_blue = [px for px in corner.get_flattened_data() if px[2] > 140 and px[0] < 60]
+        assert event.media.watermark_logo and len(logo_blue) > 500  # the configured logo's badge, bottom right
+        assert not [px for px in web.crop((0, 0, 600, 450)).convert("RGB").get_flattened_data() if px[2] > 140]
