@@ -1,6 +1,6 @@
 """`bridgecast` command line: the embedded stack, config checks, point keys, and the main jobs.
 
-    ./bridgecast up | down | status          the embedded stack
+    ./bridgecast up | down | status          the embedded stack (`up --executor celery`: Redis + 2 Celery workers)
     ./bridgecast config check FILE...        validate event files (exit 1 with every problem listed)
     ./bridgecast keys show|revoke ...        per-point stream keys and upload links
     ./bridgecast wiring                      run the wiring DAG through the scheduler
@@ -35,7 +35,7 @@ def cmd_config_check(args) -> int:
 def _stack(args):
     from devstack.stack.manager import Stack
 
-    return Stack.from_env()
+    return Stack.from_env(executor=getattr(args, "executor", None))
 
 
 def cmd_up(args) -> int:
@@ -135,7 +135,8 @@ def cmd_keys_revoke(args) -> int:
     layout = Layout.from_env()
     event = load_event(args.event or default_event_path())
     revoke_point_keys(layout.secrets, event.id, args.point)
-    print(f"revoked and re-issued the keys of {args.point} for {event.id}")
+    print(f"revoked and re-issued the keys of {args.point} for {event.id}: the old upload link stops working now, "
+          f"and a publisher still live on the old stream key is dropped by the gateway within about 2 s")
     return 0
 
 
@@ -143,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bridgecast", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the embedded stack (idempotent)").set_defaults(func=cmd_up)
+    up = sub.add_parser("up", help="start the embedded stack (idempotent)")
+    up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop what `up` started").set_defaults(func=cmd_down)
     sub.add_parser("status", help="which services run").set_defaults(func=cmd_status)
     sub.add_parser("wiring", help="stack up + run the wiring DAG through the scheduler").set_defaults(func=cmd_wiring)
@@ -155,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     rehearsal.add_argument("--drop-point", metavar="ID", help="a point whose feed drops in the middle of the event")
     rehearsal.add_argument("--timeout", type=float, default=30.0, help="give up after this many minutes")
     rehearsal.set_defaults(func=cmd_rehearsal)
+    for command in (up, rehearsal):
+        command.add_argument("--executor", choices=["local", "celery"],
+                             help="Airflow's executor: local (default; LocalExecutor) or celery (Redis broker and "
+                                  "two Celery workers, default+live and media queues); default $BRIDGECAST_EXECUTOR "
+                                  "or what the running stack uses")
 
     config = sub.add_parser("config", help="event configuration").add_subparsers(dest="config_cmd", required=True)
     check = config.add_parser("check", help="validate event files")

@@ -47,6 +47,8 @@ class Ports:
     @property
     def gateway(self): return self._at(90)
     @property
+    def gateway_callbacks(self): return self._at(89)  # nginx-rtmp's callbacks: loopback, apart from uploads
+    @property
     def fanpage(self): return self._at(91)
     @property
     def portal(self): return self._at(92)

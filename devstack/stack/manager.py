@@ -9,33 +9,43 @@ import time
 from dataclasses import dataclass
 
 from bridgecast.event import default_event_path, load_event
-from devstack.stack.env import stack_env, write_env_file
+from devstack.stack.celery import celery_env, celery_services, check_mode, choose_executor
+from devstack.stack.env import stack_env, sync_connections, write_env_file
 from devstack.stack.layout import Layout
 from bridgecast.ingest.keys import issue_point_keys
 from devstack.stack.secrets import stack_secrets
-from devstack.stack.services import Nginx, Postgres, PythonServer, SeaweedFS, Service, airflow_components
+from devstack.stack.services import (IngestGateway, Nginx, Postgres, PythonServer, SeaweedFS, Service, Supervisor,
+                                     airflow_components)
 
 
 @dataclass
 class Stack:
     layout: Layout
+    executor: str | None = None  # "local" | "celery" (devstack/stack/celery.py); None: `choose_executor`
 
     @classmethod
-    def from_env(cls, **kw) -> "Stack":
-        return cls(Layout.from_env(**kw))
+    def from_env(cls, executor: str | None = None, **kw) -> "Stack":
+        return cls(Layout.from_env(**kw), executor)
 
     def __post_init__(self):
         self.layout.ensure()
+        self.executor = choose_executor(self.layout, self.executor)
         self.secrets = stack_secrets(self.layout.secrets)
         self.env = stack_env(self.layout, self.secrets)
+        if self.executor == "celery":
+            self.env.update(celery_env(self.layout, self.secrets))
 
-    def services(self) -> list[Service]:
+    def services(self, every_mode: bool = False) -> list[Service]:
+        """This mode's services in start order; `every_mode` adds the other mode's (what `down` may find running)."""
         args = (self.layout, self.env, self.secrets)
-        ports = self.layout.ports
-        gateway = PythonServer(*args, name="ingest-gateway", module="bridgecast.ingest.gateway",
-                               args=["--port", str(ports.gateway)], port=ports.gateway, health_path="/healthz")
-        return [Postgres(*args), SeaweedFS(*args), gateway, Nginx(*args), *self.sandboxes(),
-                *airflow_components(*args)]
+        broker, workers = celery_services(*args) if every_mode or self.executor == "celery" else ([], [])
+        # The supervisor comes last: started once everything it watches is up, stopped first by `down`.
+        return [Postgres(*args), *broker, SeaweedFS(*args), IngestGateway(*args), Nginx(*args), *self.sandboxes(),
+                *airflow_components(*args), *workers, Supervisor(*args)]
+
+    def supervised(self) -> list[Service]:
+        """What must come back by itself within seconds: nginx refuses every publisher while either is down."""
+        return [s for s in self.services() if s.name in SUPERVISED]
 
     def sandboxes(self) -> list[Service]:
         """Stand-ins for the fanpage (Graph API contract), the portal (WordPress REST) and the press mailbox.
@@ -59,6 +69,7 @@ class Stack:
 
     def up(self, echo=print) -> dict[str, float]:
         """Start what is not running; returns seconds spent per service started."""
+        check_mode(self.layout, self.executor)
         write_env_file(self.layout, self.env)
         event_path = default_event_path()
         event = load_event(event_path)
@@ -71,11 +82,14 @@ class Stack:
                 timings[service.name] = time.monotonic() - t0
             echo(f"  {service.name:<22} {'started' if started else 'running'}  {service.url()}"
                  + (f"  ({timings[service.name]:.1f}s)" if started else ""))
+            if service.name == "airflow-api-server":
+                # Tasks read the Connections from Airflow's DB: written before the scheduler can run one
+                sync_connections(self.layout, self.secrets, echo)
         return timings
 
     def down(self, echo=print) -> list[str]:
         stopped = []
-        for service in reversed(self.services()):
+        for service in reversed(self.services(every_mode=True)):
             if service.stop():
                 stopped.append(service.name)
                 echo(f"  {service.name:<22} stopped")
@@ -83,3 +97,26 @@ class Stack:
 
     def status(self) -> dict[str, bool]:
         return {s.name: s.running() for s in self.services()}
+
+
+SUPERVISED = ("ingest-gateway", "nginx")
+
+
+def supervise() -> None:
+    """The supervisor process (`python -m devstack.stack.manager supervise`, started by `up`)."""
+    import signal
+
+    from devstack.stack.process import Watchdog, print_alert
+
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    stack = Stack.from_env()
+    Watchdog(stack.supervised(), print_alert).run(should_stop=lambda: bool(stopping))
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["supervise"]:
+        sys.exit("usage: python -m devstack.stack.manager supervise")
+    supervise()

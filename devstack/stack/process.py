@@ -6,12 +6,16 @@ SIGTERM when idle, nginx forks workers, SeaweedFS runs several servers in one pr
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable, Protocol
 
 
 class ServiceDied(RuntimeError):
@@ -19,11 +23,15 @@ class ServiceDied(RuntimeError):
 
 
 def _start_time(pid: int) -> str | None:
+    """The process's start time, or None if it is gone — a zombie (dead, not yet reaped) counts as gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22: starttime in clock ticks since boot
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return fields[19]  # field 22: starttime in clock ticks since boot
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,17 @@ class PidFile:
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+
+    def recorded(self) -> int | None:
+        """The pid written in the file, alive or not."""
+        try:
+            return int(self.path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def crashed(self) -> bool:
+        """The file is there (nobody stopped it on purpose: `stop` clears it) but its process is gone."""
+        return self.path.exists() and self.recorded() is not None and self.read() is None
 
 
 def spawn(argv: list[str], *, pidfile: PidFile, log_path: Path, env: dict | None = None,
@@ -74,6 +93,7 @@ def stop_group(pidfile: PidFile, *, grace_s: float = 20.0) -> bool:
     except ProcessLookupError:
         pidfile.clear()
         return False
+    pidfile.clear()  # first: a supervisor seeing the process gone must not take this stop for a crash
     _signal_group(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and _group_alive(pgid):
@@ -82,6 +102,21 @@ def stop_group(pidfile: PidFile, *, grace_s: float = 20.0) -> bool:
         _signal_group(pgid, signal.SIGKILL)
         time.sleep(0.3)
     pidfile.clear()
+    return True
+
+
+def kill_leftovers(pidfile: PidFile) -> bool:
+    """SIGKILL what is left of a dead leader's process group (nginx workers outlive a killed master and keep
+    its ports). True if something was killed."""
+    pgid = pidfile.recorded()
+    if pgid is None or pgid == os.getpgrp() or not _group_alive(pgid):
+        return False
+    if Path(f"/proc/{pgid}").exists():
+        return False  # a live process holds that pid now: the pid was reused, that group is not ours
+    _signal_group(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
     return True
 
 
@@ -128,3 +163,87 @@ def _tail(log_path: Path | None, lines: int = 25) -> str:
     if log_path is None or not log_path.exists():
         return ""
     return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+# --- the supervisor's loop ----------------------------------------------------------------------------------------
+class Supervised(Protocol):
+    name: str
+    pidfile: PidFile
+
+    def start(self) -> bool: ...
+
+
+class Watchdog:
+    """Restarts every watched service whose process died (its pid file is still there, its process is not), and
+    writes one JSON line per event to `alerts` (`{"at", "service", "event": "down"|"restarted"|"restart_failed",
+    "down_s", "detail"}`) for the control room to read. A service stopped on purpose (`down`, `stop`) has no pid
+    file and is left alone."""
+
+    def __init__(self, services: list[Supervised], alerts: Callable[[dict], None], poll_s: float = 0.2):
+        self.services, self.alerts, self.poll_s = services, alerts, poll_s
+        self._restarting: set[str] = set()
+        self._failures: dict[str, int] = {}  # consecutive failed restarts: back off 1, 2, 4 … 30 s between them
+        self._next_try: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def run(self, should_stop: Callable[[], bool] = lambda: False) -> None:
+        while not should_stop():
+            _reap_children()  # what this process restarted is its child: a dead one must not linger as a zombie
+            self.check_once()
+            time.sleep(self.poll_s)
+
+    def check_once(self) -> list[str]:
+        """Start a restart (in its own thread: nginx must not wait for a slow gateway) for each crashed service."""
+        started = []
+        for service in self.services:
+            with self._lock:
+                if (service.name in self._restarting or time.monotonic() < self._next_try.get(service.name, 0)
+                        or not service.pidfile.crashed()):
+                    continue
+                self._restarting.add(service.name)
+            threading.Thread(target=self._restart, args=(service,), name=f"restart-{service.name}",
+                             daemon=True).start()
+            started.append(service.name)
+        return started
+
+    def _restart(self, service: Supervised) -> None:
+        died_seen = time.monotonic()
+        try:
+            self.alerts(_alert(service.name, "down", None, f"pid {service.pidfile.recorded()} is gone"))
+            kill_leftovers(service.pidfile)
+            service.pidfile.clear()
+            service.start()
+            self.alerts(_alert(service.name, "restarted", time.monotonic() - died_seen,
+                               f"new pid {service.pidfile.recorded()}"))
+            self._failures.pop(service.name, None)
+        except Exception as exc:  # keep watching; tried again after a back-off (its pid file shows it dead)
+            failures = self._failures[service.name] = self._failures.get(service.name, 0) + 1
+            self._next_try[service.name] = time.monotonic() + min(30.0, 2.0 ** (failures - 1))
+            self.alerts(_alert(service.name, "restart_failed", time.monotonic() - died_seen, str(exc)[:500]))
+        finally:
+            with self._lock:
+                self._restarting.discard(service.name)
+
+
+def _reap_children() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _alert(service: str, event: str, down_s: float | None, detail: str) -> dict:
+    return {"at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "service": service, "event": event,
+            "down_s": None if down_s is None else round(down_s, 2), "detail": detail}
+
+
+_print_lock = threading.Lock()
+
+
+def print_alert(alert: dict) -> None:
+    """One JSON line on stdout (the supervisor's log file)."""
+    with _print_lock:
+        print(json.dumps(alert, ensure_ascii=False), flush=True)

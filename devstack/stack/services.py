@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from devstack.stack.env import AIRFLOW_USERS, BUCKET, airflow_passwords
+from devstack.stack.env import AIRFLOW_USERS, BUCKET, airflow_passwords, without_connections
 from devstack.stack.layout import REPO, Layout
 from devstack.stack.process import PidFile, ServiceDied, spawn, stop_group, wait_until
 
@@ -36,6 +36,7 @@ def _http_ok(url: str) -> bool:
 class Service(ABC):
     name = "service"
     start_timeout_s = 60.0
+    ready_poll_s = 0.5  # how often start() asks ready(); the supervised services ask faster (restart time)
 
     def __init__(self, layout: Layout, env: dict[str, str], secrets: dict):
         self.layout, self.env, self.secrets = layout, env, secrets
@@ -51,7 +52,8 @@ class Service(ABC):
             return False
         self.prepare()
         self.launch()
-        wait_until(self._ready_or_died, timeout_s=self.start_timeout_s, what=self.name, log_path=self.log_path)
+        wait_until(self._ready_or_died, timeout_s=self.start_timeout_s, what=self.name, log_path=self.log_path,
+                   interval_s=self.ready_poll_s)
         self.after_start()
         return True
 
@@ -253,10 +255,24 @@ RTMPS_BLOCK = """stream {
 }"""
 
 
+def callback_secret_file(layout: Layout) -> Path:
+    """The per-stack secret in nginx's callback URLs (`/rtmp/<secret>/on_publish`): generated once, mode 600,
+    read by the gateway from this file and written into nginx.conf (also mode 600)."""
+    path = layout.secrets / "rtmp-callback.secret"
+    if not path.exists():
+        import secrets
+
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(32) + "\n")
+    return path
+
+
 class Nginx(Service):
     """nginx with the RTMP module: point ingest (`live`), the fanpage sandbox's ingest (`fblive`), RTMPS, /stat."""
 
     name = "nginx"
+    ready_poll_s = 0.1
     record_interval = os.environ.get("BRIDGECAST_RECORD_INTERVAL", "5m")
 
     @property
@@ -278,12 +294,15 @@ class Nginx(Service):
             "STREAM_MODULE": "load_module /usr/lib/nginx/modules/ngx_stream_module.so;",
             "RTMPS_BLOCK": RTMPS_BLOCK.replace("@@RTMPS_PORT@@", str(p.rtmps)),
             "LISTEN": "127.0.0.1", "VAR": str(var), "RTMP_PORT": p.rtmp, "HTTP_PORT": p.nginx_http,
-            "GATEWAY": f"127.0.0.1:{p.gateway}", "FANPAGE": f"127.0.0.1:{p.fanpage}",
-            "RECORD_INTERVAL": self.record_interval,
+            "CALLBACKS": f"127.0.0.1:{p.gateway_callbacks}/rtmp/{callback_secret_file(self.layout).read_text().strip()}",
+            "FANPAGE": f"127.0.0.1:{p.fanpage}", "RECORD_INTERVAL": self.record_interval,
         }
         for key, value in values.items():
             template = template.replace(f"@@{key}@@", str(value))
-        self.conf_path.write_text(template)
+        fd = os.open(self.conf_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the callback secret
+        with os.fdopen(fd, "w") as fh:
+            fh.write(template)
+        self.conf_path.chmod(0o600)
         check = subprocess.run(["nginx", "-t", "-q", "-p", str(var / "nginx"), "-c", str(self.conf_path),
                                 "-g", f"pid {var / 'run' / 'nginx-test.pid'};"], capture_output=True, text=True)
         if check.returncode != 0:
@@ -324,6 +343,48 @@ class Nginx(Service):
         return f"rtmp://127.0.0.1:{p.rtmp}/live · stat http://127.0.0.1:{p.nginx_http}/stat"
 
 
+class IngestGateway(Service):
+    """The ingest gateway: the public upload API on `ports.gateway`, nginx's callbacks on the loopback
+    `ports.gateway_callbacks` (secret path from `callback_secret_file`). Ready = both answer."""
+
+    name = "ingest-gateway"
+    ready_poll_s = 0.1
+
+    def launch(self) -> None:
+        p = self.layout.ports
+        spawn([sys.executable, "-m", "bridgecast.ingest.gateway", "--port", str(p.gateway),
+               "--callback-port", str(p.gateway_callbacks),
+               "--callback-secret-file", str(callback_secret_file(self.layout)),
+               "--rtmp-control-url", f"http://127.0.0.1:{p.nginx_http}/control"],
+              pidfile=self.pidfile, log_path=self.log_path, env=self.full_env(), cwd=REPO)
+
+    def ready(self) -> bool:
+        p = self.layout.ports
+        return (port_open(p.gateway_callbacks) and port_open(p.gateway)
+                and _http_ok(f"http://127.0.0.1:{p.gateway}/healthz"))
+
+    def url(self) -> str:
+        p = self.layout.ports
+        return f"http://127.0.0.1:{p.gateway}/ · nginx callbacks 127.0.0.1:{p.gateway_callbacks}"
+
+
+class Supervisor(Service):
+    """Restarts the ingest gateway and nginx within seconds when either dies (`devstack.stack.manager supervise`);
+    its log, var/log/supervisor.log, is one JSON alert per line."""
+
+    name = "supervisor"
+
+    def launch(self) -> None:
+        spawn([sys.executable, "-m", "devstack.stack.manager", "supervise"], pidfile=self.pidfile,
+              log_path=self.log_path, env=self.full_env(), cwd=REPO)
+
+    def ready(self) -> bool:
+        return self.running()
+
+    def url(self) -> str:
+        return f"watching ingest-gateway, nginx · alerts in {self.log_path}"
+
+
 class PythonServer(Service):
     """One of our own small servers, run as `python -m <module> ...` from the venv."""
 
@@ -361,6 +422,11 @@ class AirflowComponent(Service):
         super().__init__(layout, env, secrets)
         self.argv = ["airflow", component, *args]
         self.health_part = health_part
+
+    def full_env(self) -> dict[str, str]:
+        # Airflow reads the Connections from its metadata DB (written by `up`): an AIRFLOW_CONN_* variable, even one
+        # inherited from a shell that sourced var/stack.env, would win over a Connection edited in the UI.
+        return without_connections(super().full_env())
 
     def launch(self) -> None:
         spawn(self.argv, pidfile=self.pidfile, log_path=self.log_path, env=self.full_env(),

@@ -6,6 +6,7 @@ working at the next publish or upload without restarting anything.
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import os
@@ -13,6 +14,9 @@ import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+
+REVOKED = "revoked"
 
 
 @dataclass(frozen=True)
@@ -54,12 +58,14 @@ class KeyStore:
         return out
 
     def by_stream_key(self, point_id: str, key: str | None) -> PointIdentity | None:
-        """The identity behind a publish to `live/<point_id>?key=<key>`, or None (unknown, wrong point, revoked)."""
+        """The identity behind a publish to `live/<point_id>?key=<key>`, or None (unknown, wrong point, revoked).
+
+        A key proves one point of one event: it is compared with that point's entry only, event by event."""
         if not key:
             return None
         for data in self._files():
             entry = data.get("points", {}).get(point_id)
-            if entry and not entry.get("revoked") and hmac.compare_digest(entry["stream_key"], key):
+            if entry and not entry.get("revoked") and _same(entry["stream_key"], key):
                 return PointIdentity(data["event_id"], point_id, data.get("event_file"))
         return None
 
@@ -68,9 +74,35 @@ class KeyStore:
             return None
         for data in self._files():
             for point_id, entry in data.get("points", {}).items():
-                if not entry.get("revoked") and hmac.compare_digest(entry["upload_token"], token):
+                if not entry.get("revoked") and _same(entry["upload_token"], token):
                     return PointIdentity(data["event_id"], point_id, data.get("event_file"))
         return None
+
+    def stream_key_fingerprint(self, event_id: str, point_id: str) -> str | None:
+        """The fingerprint of the point's current stream key; REVOKED if it is revoked; None if the event or the
+        point is unknown (a key file missing or being replaced says nothing about one key)."""
+        for data in self._files():
+            if data.get("event_id") != event_id:
+                continue
+            entry = data.get("points", {}).get(point_id)
+            if entry is None:
+                return None
+            return REVOKED if entry.get("revoked") else key_fingerprint(entry["stream_key"])
+        return None
+
+
+def _same(expected: str, given: str) -> bool:
+    """Constant-time comparison that also takes what a client may send: any Unicode (compared as UTF-8 bytes;
+    `hmac.compare_digest` refuses non-ASCII str), never an exception."""
+    try:
+        return hmac.compare_digest(str(expected).encode("utf-8"), str(given).encode("utf-8", "surrogatepass"))
+    except (UnicodeError, TypeError):
+        return False
+
+
+def key_fingerprint(key: str) -> str:
+    """A stream key's stand-in for the live journal: says "the same key" without holding the key."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
 
 
 # --- issuing: one file per event, mode 600, read by the gateway's KeyStore above --------------------------------

@@ -3,24 +3,36 @@
 A session is created for (point, file fingerprint); chunks are appended at the offset the server reports;
 the spool lives on the gateway's own disk under var/ and survives a gateway restart. The same fingerprint
 resumes the same session, so a reloaded page or a new browser tab continues instead of starting over.
+
+Disk and loop hygiene: every file operation runs in a worker thread (the gateway's event loop keeps answering
+while a chunk is fsynced), and sessions untouched for `DEFAULT_TTL_S` are swept with their bytes.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
-import asyncio
-from dataclasses import asdict, dataclass
+import re
+import time
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
 CHUNK_SIZE = 8 * 1024 * 1024  # what the page sends per request; the server accepts any size
+FLUSH_BYTES = 1024 * 1024  # bytes gathered from the socket before one write in a worker thread
+DEFAULT_TTL_S = 24 * 3600  # an upload nobody touched for a day is abandoned (its page was closed for good)
+SESSION_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class OffsetMismatch(Exception):
     def __init__(self, expected: int):
         super().__init__(f"chunk offset does not match; continue from byte {expected}")
         self.expected = expected
+
+
+class TooManyBytes(ValueError):
+    """More bytes than the session declared."""
 
 
 @dataclass
@@ -34,10 +46,16 @@ class UploadSession:
     created_at: str
     offset: int = 0
     result: dict | None = None  # filled once the file is complete and received
+    checked_content: bool = False  # the first bytes were judged (a file that named no type is judged by them)
 
     @property
     def complete(self) -> bool:
         return self.offset >= self.size
+
+    @classmethod
+    def from_json(cls, data: dict) -> "UploadSession":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 class SessionStore:
@@ -59,8 +77,8 @@ class SessionStore:
     def open(self, *, event_id: str, point_id: str, filename: str, size: int, content_type: str,
              fingerprint: str) -> UploadSession:
         """Create a session, or return the unfinished one for the same file of the same point."""
-        session_id = hashlib.sha256(f"{event_id}\0{point_id}\0{filename}\0{size}\0{fingerprint}".encode()
-                                    ).hexdigest()[:32]
+        session_id = hashlib.sha256(f"{event_id}\0{point_id}\0{filename}\0{size}\0{fingerprint}".encode(
+            "utf-8", "surrogatepass")).hexdigest()[:32]
         existing = self.get(session_id)
         if existing is not None and existing.result is None and self.data_path(session_id).exists():
             existing.offset = self.data_path(session_id).stat().st_size
@@ -73,30 +91,50 @@ class SessionStore:
         return session
 
     def get(self, session_id: str) -> UploadSession | None:
+        if not SESSION_ID.fullmatch(session_id or ""):
+            return None
         try:
-            return UploadSession(**json.loads(self._meta(session_id).read_text()))
-        except (FileNotFoundError, ValueError):
+            return UploadSession.from_json(json.loads(self._meta(session_id).read_text()))
+        except (FileNotFoundError, ValueError, TypeError):
             return None
 
-    async def append(self, session: UploadSession, offset: int, chunks) -> UploadSession:
+    def offset_of(self, session: UploadSession) -> int:
+        data = self.data_path(session.id)
+        return data.stat().st_size if data.exists() else session.offset
+
+    def head(self, session: UploadSession, n: int = 512) -> bytes:
+        with open(self.data_path(session.id), "rb") as fh:
+            return fh.read(n)
+
+    async def append(self, session: UploadSession, offset: int, chunks, *,
+                     declared_length: int | None = None) -> UploadSession:
         """Append the async stream `chunks` at `offset` (must equal what we have). Caller holds the lock.
 
-        Bytes are fsynced per request, so what the server acknowledged survives a crash of the gateway."""
+        A request that announces more bytes than the session has left is refused before any is read. Bytes are
+        fsynced per request, so what the server acknowledged survives a crash of the gateway; bytes of a request
+        cut off half way are kept too (the client continues from the offset the server reports)."""
         path = self.data_path(session.id)
-        have = path.stat().st_size
+        have = await asyncio.to_thread(lambda: path.stat().st_size)
         if offset != have:
             raise OffsetMismatch(have)
-        written = have
-        with open(path, "ab") as fh:
+        if declared_length is not None and have + declared_length > session.size:
+            raise TooManyBytes(f"more bytes than the declared size {session.size}")
+        fh = await asyncio.to_thread(open, path, "ab")
+        written, buffer = have, bytearray()
+        try:
             async for chunk in chunks:
-                if written + len(chunk) > session.size:
-                    raise ValueError(f"more bytes than the declared size {session.size}")
-                fh.write(chunk)
-                written += len(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
+                if written + len(buffer) + len(chunk) > session.size:
+                    raise TooManyBytes(f"more bytes than the declared size {session.size}")
+                buffer += chunk
+                if len(buffer) >= FLUSH_BYTES:
+                    await asyncio.to_thread(fh.write, bytes(buffer))
+                    written, buffer = written + len(buffer), bytearray()
+        finally:
+            tail, buffer = bytes(buffer), bytearray()
+            await asyncio.to_thread(_write_and_close, fh, tail)
+            written += len(tail)
         session.offset = written
-        self._write(session)
+        await asyncio.to_thread(self._write, session)
         return session
 
     def finish(self, session: UploadSession, result: dict) -> None:
@@ -104,7 +142,54 @@ class SessionStore:
         self._write(session)
         self.data_path(session.id).unlink(missing_ok=True)
 
+    def discard(self, session: UploadSession) -> None:
+        self.data_path(session.id).unlink(missing_ok=True)
+        self._meta(session.id).unlink(missing_ok=True)
+        self._locks.pop(session.id, None)
+
+    def save(self, session: UploadSession) -> None:
+        self._write(session)
+
+    def sweep(self, max_age_s: float = DEFAULT_TTL_S, now: float | None = None) -> list[str]:
+        """Remove sessions (and their bytes) nobody has touched for `max_age_s`; returns their ids."""
+        now = time.time() if now is None else now
+        removed = []
+        for meta in self.spool.glob("*.json"):
+            session_id = meta.stem
+            if self._idle_s(session_id, now) > max_age_s:
+                self.data_path(session_id).unlink(missing_ok=True)
+                meta.unlink(missing_ok=True)
+                self._locks.pop(session_id, None)
+                removed.append(session_id)
+        for leftover in [*self.spool.glob("*.part"), *self.spool.glob("*.tmp")]:
+            try:
+                orphan = not self._meta(leftover.stem).exists() or leftover.suffix == ".tmp"
+                if orphan and now - leftover.stat().st_mtime > max_age_s:
+                    leftover.unlink(missing_ok=True)
+            except OSError:
+                continue
+        return removed
+
+    def _idle_s(self, session_id: str, now: float) -> float:
+        times = []
+        for path in (self._meta(session_id), self.data_path(session_id)):
+            try:
+                times.append(path.stat().st_mtime)
+            except OSError:
+                continue
+        return now - max(times) if times else 0.0
+
     def _write(self, session: UploadSession) -> None:
         tmp = self._meta(session.id).with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(session), ensure_ascii=False))
         os.replace(tmp, self._meta(session.id))
+
+
+def _write_and_close(fh, tail: bytes) -> None:
+    try:
+        if tail:
+            fh.write(tail)
+        fh.flush()
+        os.fsync(fh.fileno())
+    finally:
+        fh.close()
