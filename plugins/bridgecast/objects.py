@@ -7,7 +7,7 @@ the same key and "never overwrite" is one conditional PUT. Per-run artefacts liv
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 
 # --- what the points send ---------------------------------------------------------------------------------------
@@ -55,6 +55,36 @@ def post_key(event_id: str, pub_key: str, name: str) -> str:
 def posts_run_key(event_id: str, run_slug: str, name: str) -> str:
     """What one `bridgecast_publish` run planned."""
     return f"{event_id}/_posts/_runs/{run_slug}/{name}"
+
+
+def signups_upload_prefix(event_id: str) -> str:
+    """Where staff put the social-insurance office's sign-up spreadsheets for `bridgecast_import_signups`."""
+    return f"{event_id}/_signups/uploads/"
+
+
+def signups_upload_key(event_id: str, filename: str) -> str:
+    return signups_upload_prefix(event_id) + filename
+
+
+def signups_file_key(event_id: str, sha256: str, ext: str) -> str:
+    """An imported spreadsheet, kept by content (it passed the personal-data check): re-imports land here again."""
+    return f"{event_id}/_signups/files/{sha256}.{ext.lstrip('.').lower()}"
+
+
+def report_key(event_id: str, day: date, name: str) -> str:
+    """An artefact of the results report of one local day (report.html, report.pdf, charts, numbers)."""
+    return f"{event_id}/_report/{day:%Y-%m-%d}/{name}"
+
+
+def report_latest_key(event_id: str) -> str:
+    """Which day's report is the newest and where its files are (what the board shows)."""
+    return f"{event_id}/_report/latest.json"
+
+
+def board_key(name: str) -> str:
+    """What the control room keeps for itself, across events: the latest picture of each stream on the ingest
+    (`thumbnails/<stream>.jpg`, overwritten every few seconds) and the thumbnailer's lease."""
+    return f"_board/{name}"
 
 
 def health_key(stamp: str) -> str:

@@ -1,0 +1,234 @@
+"""The board as a FastAPI app mounted in Airflow's api-server (by the plugin `plugins/bridgecast_board.py`).
+
+    /bridgecast/board/                      the page (Vietnamese; laptop and phone)
+    /bridgecast/board/static/<file>         its script, style and icon
+    /bridgecast/api/board?event=|run_id=    the JSON the page polls every 4 s
+    /bridgecast/api/thumbnails/<point>.jpg  a stream's latest picture
+
+Every route sits behind Airflow's own authentication and authorization: the api-server's JWT (the `_token` cookie
+the UI holds, or an `Authorization: Bearer` header) must belong to a user who may read the runs of
+`bridgecast_launch` (`requires_access_dag`), so the auth manager's roles decide who sees the board. Without a
+login the answer is 401 (403 with a token that is invalid or lacks the permission).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from bridgecast.board import server
+from bridgecast.board.assemble import Facts, assemble
+from bridgecast.board.sources import Sources, SourceError, TTLCache
+from bridgecast.event import Event, EventConfigError, default_event_path, load_event, load_event_bytes
+
+log = logging.getLogger("bridgecast.board")
+
+STATIC = Path(__file__).resolve().parent / "static"
+STATIC_FILES = {"board.js": "text/javascript; charset=utf-8", "board.css": "text/css; charset=utf-8",
+                "icon.svg": "image/svg+xml"}
+_POINT_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+EVENT_TTL_S = 30.0
+# The page's own script and style only; pictures from here too; framed by Airflow's UI (same origin) only.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "frame-ancestors 'self'; base-uri 'none'; form-action 'none'")
+
+
+def _require_board_access():
+    """Airflow's dependency: who may read bridgecast_launch's runs may read the board."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api.security import requires_access_dag
+
+    return requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=server.LAUNCH_DAG_ID)
+
+
+class Board:
+    """What the routes share: the sources (built on first use, inside the api-server) and parsed events."""
+
+    def __init__(self, sources_factory=None):
+        self._sources_factory = sources_factory or _sources_from_airflow
+        self._sources: Sources | None = None
+        self._lock = threading.Lock()
+        self.events = TTLCache()
+
+    @property
+    def sources(self) -> Sources:
+        with self._lock:
+            if self._sources is None:
+                self._sources = self._sources_factory()
+            return self._sources
+
+
+def _sources_from_airflow() -> Sources:
+    from bridgecast.ledger import Ledger
+    from bridgecast.storage import Storage
+
+    return Sources(Storage.from_info(server.connection("bridgecast_s3")), server.connection("bridgecast_ingest"),
+                   Ledger())
+
+
+def create_app(board: Board | None = None, *, access=None, thumbnailer: bool = True) -> FastAPI:
+    """`access`: the auth dependency (Airflow's, by default); `thumbnailer`: start the thumbnailer child here when
+    the ingest is on this machine."""
+    board = board or Board()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        supervisor = _start_thumbnailer() if thumbnailer else None
+        yield
+        if supervisor:
+            supervisor.stop()
+
+    app = FastAPI(title="Bridgecast board", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
+                  dependencies=[Depends(access or _require_board_access())])
+    app.state.board = board
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    @app.get("/board/", response_class=HTMLResponse)
+    def page():
+        return HTMLResponse((STATIC / "board.html").read_text(encoding="utf-8"),
+                            headers={"Cache-Control": "no-store"})
+
+    @app.get("/board/static/{name}")
+    def static(name: str):
+        if name not in STATIC_FILES:
+            raise HTTPException(404, "không có tệp này")
+        return Response((STATIC / name).read_bytes(), media_type=STATIC_FILES[name],
+                        headers={"Cache-Control": "private, max-age=60"})
+
+    @app.get("/api/board")
+    def board_json(session=Depends(_session_dependency()), event: str | None = Query(None),
+                   run_id: str | None = Query(None), dag_id: str | None = Query(None)):
+        started = time.monotonic()
+        facts = gather(board, session, event_id=event, run_id=run_id if dag_id in (None, server.LAUNCH_DAG_ID)
+                       else None)
+        data = assemble(facts, thumbnail_url=lambda stream, at: f"../api/thumbnails/{stream}.jpg?v={at:%Y%m%dT%H%M%S}")
+        data["served_in_ms"] = round((time.monotonic() - started) * 1000, 1)
+        if dag_id and dag_id != server.LAUNCH_DAG_ID:
+            data["note"] = f"Bảng điều khiển theo dõi {server.LAUNCH_DAG_ID}; đây là lượt chạy của {dag_id}, nên bảng " \
+                           "hiển thị sự kiện của lượt chạy bridgecast_launch gần nhất."
+        return JSONResponse(data, headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/thumbnails/{name}")
+    def thumbnail(name: str, v: str = Query("")):
+        stream = name.removesuffix(".jpg")
+        if not name.endswith(".jpg") or not _POINT_ID.match(stream):
+            raise HTTPException(404, "không có ảnh này")
+        try:
+            picture = board.sources.thumbnail(stream, v[:32])
+        except Exception:  # noqa: BLE001 - not taken yet, or S3 away: the page shows its placeholder
+            raise HTTPException(404, "chưa có ảnh của luồng này") from None
+        return Response(picture, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
+
+    return app
+
+
+def _session_dependency():
+    from airflow.api_fastapi.common.db.common import _get_session
+
+    return _get_session
+
+
+# --- gathering the facts -------------------------------------------------------------------------------------------------
+def gather(board: Board, session, *, event_id: str | None = None, run_id: str | None = None) -> Facts:
+    errors: dict[str, str] = {}
+    run = None
+    try:
+        run = server.launch_run(session, run_id) if run_id or not event_id else None
+        paused = server.launch_dag_paused(session)
+    except Exception as exc:  # noqa: BLE001 - the metadata DB is Airflow's; report, don't crash the board
+        errors["airflow"], paused = f"{type(exc).__name__}: {exc}"[:200], None
+    if run_id and run is None:
+        raise HTTPException(404, f"không có lượt chạy {run_id!r} của {server.LAUNCH_DAG_ID}")
+    event = _event(board, event_id, run)
+    sources = board.sources
+    facts = Facts(event=event, now=datetime.now(timezone.utc), dag_paused=paused, errors=errors,
+                  run={"dag_id": server.LAUNCH_DAG_ID, "run_id": run.run_id, "state": run.state} if run else None)
+    for name, attr, read in (("gateway", "live", lambda: sources.live(event.id)),
+                             ("stat", "streams", sources.streams),
+                             ("storage", "preflight", lambda: sources.preflight(event.id)),
+                             ("storage", "manifests", lambda: sources.manifests(event.id)),
+                             ("storage", "thumbnails", sources.thumbnails),
+                             ("ledger", "publications", lambda: sources.publications(event.id))):
+        try:
+            setattr(facts, attr, read())
+        except SourceError as exc:
+            errors.setdefault(name, str(exc))
+    return facts
+
+
+def _event(board: Board, event_id: str | None, run) -> Event:
+    """The event of `run` (its conf: a rehearsal's event in S3, or a file), else the event `event_id` (the configured
+    one, or the copy a launch run of it keeps in S3), else the configured event."""
+    from bridgecast.run_event import run_event_key
+
+    conf = run.conf if run else {}
+    try:
+        if conf.get("event_key"):
+            return board.events.get(("s3", conf["event_key"]), EVENT_TTL_S,
+                                    lambda: _s3_event(board, conf["event_key"]))
+        if conf.get("event_file"):
+            return _file_event(board, Path(conf["event_file"]))
+        configured = _file_event(board, default_event_path())
+        if not event_id or event_id == configured.id:
+            return configured
+        if not _POINT_ID.match(event_id):
+            raise HTTPException(404, f"mã sự kiện {event_id!r} không hợp lệ")
+        return board.events.get(("s3", run_event_key(event_id)), EVENT_TTL_S,
+                                lambda: _s3_event(board, run_event_key(event_id)))
+    except EventConfigError as exc:
+        raise HTTPException(422, f"không đọc được tệp sự kiện: {exc}") from None
+    except SourceError as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+def _s3_event(board: Board, key: str) -> Event:
+    from botocore.exceptions import ClientError
+
+    storage = board.sources.storage
+    try:
+        data = storage.get_bytes(key)
+    except ClientError:
+        raise SourceError(f"không có sự kiện s3://{storage.bucket}/{key} (chưa có lượt chạy nào của sự kiện này?)") \
+            from None
+    return load_event_bytes(data, f"s3://{storage.bucket}/{key}")
+
+
+def _file_event(board: Board, path: Path) -> Event:
+    mtime = path.stat().st_mtime if path.exists() else 0
+    return board.events.get(("file", str(path), mtime), EVENT_TTL_S, lambda: load_event(path))
+
+
+def _start_thumbnailer():
+    """The thumbnailer as a child of this api-server, if nginx is on this machine (it lets only loopback play)."""
+    from bridgecast.board import thumbnails
+
+    if os.environ.get("BRIDGECAST_BOARD_THUMBNAILER", "auto") == "off":
+        log.info("thumbnailer disabled here (BRIDGECAST_BOARD_THUMBNAILER=off)")
+        return None
+
+    def resolve() -> dict | None:
+        s3, ingest = server.connection("bridgecast_s3"), server.connection("bridgecast_ingest")
+        rtmp_url = ingest.extra.get("rtmp_url", "")
+        if not thumbnails.on_this_machine(rtmp_url):
+            log.info("thumbnailer not started here: the ingest (%s) is on another machine — run "
+                     "`python -m bridgecast.board.thumbnails` there", rtmp_url.split("?")[0])
+            return None
+        return {"bridgecast_s3": thumbnails.connection_fields(s3),
+                "bridgecast_ingest": thumbnails.connection_fields(ingest)}
+
+    return thumbnails.Supervisor(resolve).start()
