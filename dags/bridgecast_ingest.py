@@ -10,9 +10,11 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Asset, dag, task
 
-from bridgecast.ingest.assets import RAW_KINDS, raw_asset_name, raw_asset_uri
+from bridgecast.ingest.assets import (PROCESSED_PHOTOS_NAME, PROCESSED_PHOTOS_URI, RAW_KINDS, raw_asset_name,
+                                      raw_asset_uri)
 
 RAW_ASSETS = [Asset(uri=raw_asset_uri(kind), name=raw_asset_name(kind)) for kind in RAW_KINDS]
+PROCESSED_PHOTOS = Asset(uri=PROCESSED_PHOTOS_URI, name=PROCESSED_PHOTOS_NAME)  # the staff form's photo list
 
 
 @dag(
@@ -43,8 +45,8 @@ def bridgecast_ingest():
         return batches
 
     # Retried soon: while a task waits to retry, the next run waits too (max_active_runs=1).
-    @task(inlets=RAW_ASSETS, queue="media", retries=2, retry_delay=pendulum.duration(seconds=15),
-          map_index_template="{{ batch_label }}")
+    @task(inlets=RAW_ASSETS, outlets=[PROCESSED_PHOTOS], queue="media", retries=2,
+          retry_delay=pendulum.duration(seconds=15), map_index_template="{{ batch_label }}")
     def process_batch(batch: list[dict], ti=None, dag_run=None, inlet_events=None) -> list[dict]:
         from airflow.sdk import get_current_context
 

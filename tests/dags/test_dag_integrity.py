@@ -20,9 +20,15 @@ t0 = time.perf_counter()
 bag = DagBag(dag_folder=path)
 elapsed = time.perf_counter() - t0
 heavy = sorted(m for m in ("media", "PIL", "ffmpeg", "bridgecast.channels", "bridgecast.ledger",
-                            "bridgecast.launch.tasks", "bridgecast.ingest.processing") if m in sys.modules)
-print(json.dumps({"seconds": elapsed, "errors": {k: str(v) for k, v in bag.import_errors.items()},
-                  "dags": sorted(bag.dag_ids), "heavy": heavy}))
+                            "bridgecast.launch", "bridgecast.ingest.processing") if m in sys.modules)
+errors = {k: str(v) for k, v in bag.import_errors.items()}
+from airflow.serialization.serialized_objects import DagSerialization
+for dag_id, dag in bag.dags.items():  # as the dag-processor stores it: a DAG it cannot serialize never appears
+    try:
+        DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    except Exception as exc:
+        errors[f"{dag_id} (serialization)"] = repr(exc)
+print(json.dumps({"seconds": elapsed, "errors": errors, "dags": sorted(bag.dag_ids), "heavy": heavy}))
 """
 
 

@@ -13,7 +13,7 @@ from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
 from bridgecast.event import load_event
 from bridgecast.ledger import PUBLISHED, Ledger, LedgerRow
 from bridgecast.posts import operators
-from bridgecast.posts.media import MediaNotReady, build_picker, read_picker, write_picker
+from bridgecast.posts.media import MediaNotReady, build_picker, read_picker, thumbnail_key
 from bridgecast.posts.operators import WAKE_EARLY_S, PostApprovalOperator, PublishPostOperator
 from bridgecast.posts.publishing import is_out, publication_lock
 
@@ -139,15 +139,28 @@ def test_what_counts_as_gone_out():
     assert not is_out(_row({}, status="pending"))
 
 
-def test_the_photo_picker_lists_processed_photos_by_point_newest_first(tmp_path):
+def test_the_photo_picker_lists_processed_photos_by_point_and_local_time_newest_first():
     photos = [{"key": f"{EVENT.id}/{point}/processed/web/{name}.jpg", "point": point, "size": 1,
-               "modified": f"2020-05-23T0{hour}:15:00+00:00"}
-              for point, name, hour in (("tam-dao", "c3", 3), ("vinh-yen", "a2", 2), ("vinh-yen", "a1", 1))]
+               "modified": f"2020-05-23T0{hour}:{minute}+00:00"}
+              for point, name, hour, minute in (("tam-dao", "c3", 3, "15:00"), ("vinh-yen", "a3", 2, "15:40"),
+                                                ("vinh-yen", "a2", 2, "15:10"), ("vinh-yen", "a1", 1, "12:00"))]
     picker = build_picker(EVENT, photos)
     order = [p.id for p in EVENT.points]
     assert order.index("vinh-yen") < order.index("tam-dao")
-    assert picker["keys"] == [photos[1]["key"], photos[2]["key"], photos[0]["key"]]
-    assert picker["labels"][photos[1]["key"]] == "Thành phố Vĩnh Yên · 09:15 23/05/2020 · a2"
-    path = write_picker(picker, tmp_path / "posts" / "photo-picker.json")
-    assert read_picker(path)["keys"] == picker["keys"]
-    assert read_picker(tmp_path / "missing.json") == {"keys": [], "labels": {}}
+    assert picker["keys"] == [photos[1]["key"], photos[2]["key"], photos[3]["key"], photos[0]["key"]]
+    labels = [picker["labels"][key] for key in picker["keys"]]
+    # two photos of the same point and minute are told apart
+    assert labels == ["Thành phố Vĩnh Yên — 09:15 23/05", "Thành phố Vĩnh Yên — 09:15 23/05 (2)",
+                      "Thành phố Vĩnh Yên — 08:12 23/05", "Huyện Tam Đảo — 10:15 23/05"]
+    assert picker["points"] == {"tam-dao": 1, "vinh-yen": 3}
+
+
+def test_without_airflow_behind_the_parse_the_picker_is_empty_and_the_form_takes_typed_keys():
+    assert read_picker() == {"keys": [], "labels": {}}
+
+
+def test_the_approval_thumbnail_is_the_thumb_rendition_of_a_web_photo():
+    assert thumbnail_key(f"{EVENT.id}/vinh-yen/processed/web/0123456789abcdef.jpg") == \
+        f"{EVENT.id}/vinh-yen/processed/thumb/0123456789abcdef.jpg"
+    assert thumbnail_key(f"{EVENT.id}/vinh-yen/processed/poster/0123456789abcdef.jpg") is None
+    assert thumbnail_key("elsewhere/photo.jpg") is None

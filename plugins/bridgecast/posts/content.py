@@ -34,6 +34,19 @@ def local_text(moment: datetime, tz: str = LOCAL_TZ, *, zone: bool = True) -> st
     return f"{shown:%H:%M %d/%m/%Y}" + (" (giờ Việt Nam)" if tz == LOCAL_TZ else f" ({tz})")
 
 
+# Mid-sentence forms, as a Vietnamese text writes them: «thứ Bảy 23/05/2020», «Chủ Nhật 24/05/2020».
+WEEKDAYS_VI = ("thứ Hai", "thứ Ba", "thứ Tư", "thứ Năm", "thứ Sáu", "thứ Bảy", "Chủ Nhật")
+
+
+def time_in_words(moment: datetime, tz: str = LOCAL_TZ) -> str:
+    """The one wording of a publish time wherever staff read it back (preview, approval request, outcome):
+    `08:00 thứ Bảy 23/05/2020, giờ Việt Nam` — the weekday and the zone in words, so a time that slipped by hours
+    or a day does not pass unnoticed."""
+    shown = moment.astimezone(ZoneInfo(tz))
+    zone = "giờ Việt Nam" if tz == LOCAL_TZ else f"giờ {tz}"
+    return f"{shown:%H:%M} {WEEKDAYS_VI[shown.weekday()]} {shown:%d/%m/%Y}, {zone}"
+
+
 def ascii_slug(text: str, limit: int = 48) -> str:
     """`Lễ ra quân` → `le-ra-quan`: readable keys and file names (đ is not decomposed by NFKD)."""
     return ascii_name(fold_ascii(text).lower(), "", keep="a-z0-9")[:limit].strip("-") or "bai-dang"
@@ -106,6 +119,10 @@ class PostContent:
     @property
     def publish_at_text(self) -> str:
         return local_text(self.publish_at, self.timezone)
+
+    @property
+    def publish_at_words(self) -> str:
+        return time_in_words(self.publish_at, self.timezone)
 
     def to_json(self) -> dict:
         return {"key": self.key, "label": self.label, "channels": list(self.channels), "title": self.title,

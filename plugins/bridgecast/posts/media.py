@@ -5,22 +5,22 @@ two channels publishing the same post at the same second agree on one set), and 
 rerun, a cleared task — uses that record. "The 6 newest photos" therefore never changes under a published post
 (the fanpage cannot swap a post's photos anyway).
 
-The photo picker of the staff form is a small JSON file under `$BRIDGECAST_VAR/posts/`, written by
-`bridgecast_publish` on its cadence and read by the form's DAG file at parse time (a local read, no network).
+The photo picker of the staff form is an Airflow Variable (`bridgecast_photo_picker`, JSON: keys and labels by
+point and time), written by the `bridgecast_photo_picker` DAG whenever the ingest emits its processed-photos asset
+(and every 30 minutes) and read by the form's DAG file at parse time. A Variable, not a file: the dag-processor
+reads Variables through Airflow wherever it runs, while a file would exist only on the worker that wrote it.
 """
 from __future__ import annotations
 
 import json
 import logging
 import mimetypes
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from typing import TYPE_CHECKING
 
-from bridgecast.objects import post_key, processed_prefix
+from bridgecast.objects import post_key, processed_key, processed_prefix
 from bridgecast.posts.content import PostContent, local_text
 
 if TYPE_CHECKING:  # boto3 is not imported at DAG parse time (the form's DAG file reads the picker from here)
@@ -67,48 +67,73 @@ def point_names(event) -> dict[str, str]:
 
 
 # --- the form's photo picker -----------------------------------------------------------------------------------
-def picker_path() -> Path:
-    return Path(os.environ.get("BRIDGECAST_VAR", "var")) / "posts" / "photo-picker.json"
+PICKER_VARIABLE = "bridgecast_photo_picker"
+EMPTY_PICKER = {"keys": [], "labels": {}}
+
+
+def photo_label(point_name: str, moment: datetime, tz: str) -> str:
+    """«Vĩnh Tường — 08:12 23/05»: where and when (local time of arrival), as staff look for a photo."""
+    return f"{point_name} — {local_text(moment, tz, zone=False)[:11]}"
 
 
 def build_picker(event, photos: list[dict]) -> dict:
-    """Choices grouped by point (in the event's order), newest first within a point, labelled for staff."""
+    """Choices grouped by point (in the event's order), newest first within a point, labelled for staff; two
+    photos of the same point and minute are told apart by a number."""
     names = point_names(event)
     order = {p.id: i for i, p in enumerate(event.points)}
     by_point: dict[str, list[dict]] = {}
     for photo in photos:
         by_point.setdefault(photo["point"], []).append(photo)
-    keys, labels = [], {}
+    keys, labels, seen = [], {}, {}
     for point in sorted(by_point, key=lambda pid: order.get(pid, len(order))):
         for photo in by_point[point][:PICKER_PER_POINT]:
             if len(keys) >= PICKER_TOTAL:
                 break
-            stem = PurePosixPath(photo["key"]).stem
-            when = local_text(datetime.fromisoformat(photo["modified"]), event.timezone, zone=False)
+            label = photo_label(names.get(point, point), datetime.fromisoformat(photo["modified"]), event.timezone)
+            seen[label] = seen.get(label, 0) + 1
             keys.append(photo["key"])
-            labels[photo["key"]] = f"{names.get(point, point)} · {when} · {stem[:8]}"
+            labels[photo["key"]] = label if seen[label] == 1 else f"{label} ({seen[label]})"
     return {"event_id": event.id, "updated_at": datetime.now(timezone.utc).isoformat(), "keys": keys,
             "labels": labels, "points": {pid: len(v) for pid, v in by_point.items()}}
 
 
-def write_picker(picker: dict, path: Path | None = None) -> Path:
-    """Atomic replace: the dag-processor may read the file at any moment."""
-    path = path or picker_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".photo-picker-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(picker, fh, ensure_ascii=False, indent=1)
-    os.replace(tmp, path)
-    return path
+def same_choices(a: dict, b: dict) -> bool:
+    return a.get("keys") == b.get("keys") and a.get("labels") == b.get("labels")
 
 
-def read_picker(path: Path | None = None) -> dict:
-    """The cached choices, or none (first start, or a dag-processor on another machine): the form then takes keys
-    typed by hand and validation checks that they exist."""
+def save_picker(picker: dict) -> bool:
+    """Store the choices (task code); False when they did not change — the form's DAG then stays as it is."""
+    from airflow.sdk import Variable
+
+    stored = Variable.get(PICKER_VARIABLE, default=None)
+    if stored is not None and same_choices(json.loads(stored), picker):
+        return False
+    Variable.set(PICKER_VARIABLE, json.dumps(picker, ensure_ascii=False),
+                 description="Ảnh đã xử lý cho biểu mẫu «Lên lịch bài đăng»; DAG bridgecast_photo_picker ghi lại.")
+    return True
+
+
+def read_picker() -> dict:
+    """The stored choices, or none yet (a fresh stack before the first refresh, or parsing with no Airflow behind
+    it, as in the unit tests): the form then takes keys typed by hand and validation checks that they exist."""
     try:
-        return json.loads((path or picker_path()).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {"keys": [], "labels": {}}
+        from airflow.sdk import Variable
+
+        raw = Variable.get(PICKER_VARIABLE, default=None)
+        picker = json.loads(raw) if raw else EMPTY_PICKER
+    except Exception as exc:  # parsing must never fail because of the picker
+        log.info("photo picker not available (%s): the form takes typed keys", exc)
+        return dict(EMPTY_PICKER)
+    return picker if isinstance(picker.get("keys"), list) and isinstance(picker.get("labels"), dict) else \
+        dict(EMPTY_PICKER)
+
+
+def thumbnail_key(key: str) -> str | None:
+    """The `thumb` rendition of a processed `web` photo (same name, next folder); None for any other key."""
+    parts = PurePosixPath(key).parts
+    if len(parts) == 5 and parts[2] == "processed" and parts[3] == "web":
+        return processed_key(parts[0], parts[1], "thumb", parts[4])
+    return None
 
 
 # --- resolution at publish time --------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ MEDIA_POLL_S until the post's limit, then fails saying what is missing.
 
 `PostApprovalOperator` — Airflow's ApprovalOperator whose deadline is the post's publish time (computed when the
 request opens) and whose respondents are the approvers (Variable `bridgecast_approvers`, default `approver`).
-No answer by the deadline → the request expires: recorded as `expired`, the publishing is skipped.
+No answer by the deadline → the request expires: recorded as `expired`, the publishing is skipped. When the
+request opens it calls `bridgecast.posts.notices.approval_requested` (the hook the notifiers wire to) with the
+link to the request in the UI.
 
 Imports stay light: the DAG files import this module at parse time; task code is imported inside the methods.
 """
@@ -87,6 +89,15 @@ def approvers() -> list[dict]:
     return [{"id": name, "name": name} for name in names]
 
 
+def approver_names() -> list[str]:
+    """The approvers' user names for the form's help, read when the DAG file is parsed; the defaults when Airflow
+    cannot be asked (a parse with no Airflow behind it)."""
+    try:
+        return [u["id"] for u in approvers()]
+    except Exception:
+        return list(DEFAULT_APPROVERS)
+
+
 class PostApprovalOperator(ApprovalOperator):
     """Approve or reject the post prepared by `post_task_id` (XCom key `post`), before its publish time."""
 
@@ -108,7 +119,27 @@ class PostApprovalOperator(ApprovalOperator):
         self.assigned_users = approvers()
         self.log.info("approval requested from %s; deadline %s (in %.0f s)",
                       ", ".join(u["id"] for u in self.assigned_users), deadline.isoformat(), left.total_seconds())
-        return super().execute(context)
+        self._announce(context, post, deadline)
+        return super().execute(context)  # writes the request, then parks the task until an answer or the deadline
+
+    def _announce(self, context, post: dict, deadline: datetime) -> None:
+        """Tell the approvers (the notifiers' hook). Called just before the request row is written: a mail cannot
+        arrive before the request exists in the UI, and a failing notifier never blocks the approval."""
+        from bridgecast.posts.content import PostContent
+        from bridgecast.posts.notices import approval_requested
+
+        try:
+            link = self.generate_link_to_ui_from_context(context=context)
+        except ValueError:  # no [api] base_url configured: the path, relative to the UI
+            ti = context["ti"]
+            link = f"/dags/{ti.dag_id}/runs/{ti.run_id}/tasks/{ti.task_id}/required_actions"
+        preview = context["ti"].xcom_pull(task_ids="render_preview") or {}
+        try:
+            approval_requested(PostContent.from_json(post), approvers=[u["id"] for u in self.assigned_users],
+                               link=link, deadline=deadline, run_id=context["ti"].run_id,
+                               preview_links=preview.get("links") or {})
+        except Exception:
+            self.log.exception("could not announce the approval request; the request itself is open")
 
     def execute_complete(self, context, event):
         from airflow.sdk.exceptions import AirflowSkipException
@@ -120,10 +151,10 @@ class PostApprovalOperator(ApprovalOperator):
         # Recorded first: on "Reject" the parent skips the publishing by raising (Airflow 3's DownstreamTasksSkipped).
         chosen = event.get("chosen_options") or []
         who = (event.get("responded_by_user") or {}).get("name")
-        self._record(context, "approved" if chosen == [self.APPROVE] else "rejected", f"by {who}")
+        self._record(context, "approved" if chosen == [self.APPROVE] else "rejected", f"by {who}", by=who)
         return super().execute_complete(context=context, event=event)
 
-    def _record(self, context, decision: str, detail: str) -> None:
+    def _record(self, context, decision: str, detail: str, by: str | None = None) -> None:
         self.log.info("decision: %s (%s)", decision, detail)
-        context["ti"].xcom_push(key="decision", value={"decision": decision, "detail": detail,
+        context["ti"].xcom_push(key="decision", value={"decision": decision, "detail": detail, "by": by,
                                                        "at": _now().isoformat()})

@@ -148,20 +148,57 @@ def plan_markdown(plan: dict, tz: str = LOCAL_TZ) -> str:
     return "\n".join(lines)
 
 
-def refresh_photo_picker(conf: dict | None) -> dict:
-    """The form's photo list (processed photos by point), written where the dag-processor reads it."""
-    from bridgecast.posts.media import build_picker, list_photos, write_picker
+def refresh_photo_picker(conf: dict | None = None) -> dict:
+    """The form's photo list (processed photos by point and time) stored as the Variable the form's DAG file reads;
+    when it changed, the form is brought up to date at once (see `show_in_form`), not at the next parse round."""
+    from bridgecast.posts.media import PICKER_VARIABLE, build_picker, list_photos, save_picker
     from bridgecast.storage import Storage
 
     refs = event_refs(conf)
-    if refs.get("event_file") or refs.get("event_key"):
-        return {"skipped": "the form offers the configured event's photos; this run works on another event"}
     event = load_event_for(refs)
     photos = list_photos(Storage.from_connection(), event.id, [p.id for p in event.points])
     picker = build_picker(event, photos)
-    path = write_picker(picker)
-    log.info("photo picker: %d photos from %d points → %s", len(picker["keys"]), len(picker["points"]), path)
-    return {"photos": len(picker["keys"]), "points": picker["points"], "path": str(path)}
+    changed = save_picker(picker)
+    log.info("photo picker: %d photos from %d points (%s) → Variable %s", len(picker["keys"]),
+             len(picker["points"]), "changed" if changed else "unchanged", PICKER_VARIABLE)
+    shown_after = show_in_form(picker["keys"]) if changed else None
+    return {"photos": len(picker["keys"]), "points": picker["points"], "changed": changed,
+            "in_form_after_s": shown_after}
+
+
+FORM_DAG_ID = "bridgecast_schedule_post"
+REPARSE_EVERY_S = 10.0
+SHOW_TIMEOUT_S = 90.0
+
+
+def show_in_form(keys: list[str], timeout_s: float = SHOW_TIMEOUT_S) -> float | None:
+    """Have the dag-processor re-parse the form's DAG file now (REST: PUT /parseDagFile) until the form offers
+    `keys`; seconds it took, or None (logged) when Airflow cannot be asked — the next parse round does it then.
+
+    Asked again every REPARSE_EVERY_S: Airflow stores a re-parsed DAG only if its last write is older than
+    [core] min_serialized_dag_update_interval (30 s), so a second batch of photos right after a first one would
+    otherwise wait for the next round (min_file_process_interval, 2 min on the embedded stack)."""
+    from bridgecast.airflow_api import AirflowAPI, AirflowAPIError
+
+    started = time.monotonic()
+    asked_at = None
+    try:
+        api = AirflowAPI.from_connection()
+        token = api.dag(FORM_DAG_ID)["file_token"]
+        while time.monotonic() - started < timeout_s:
+            if asked_at is None or time.monotonic() - asked_at >= REPARSE_EVERY_S:
+                api.request("PUT", f"/api/v2/parseDagFile/{token}")
+                asked_at = time.monotonic()
+            time.sleep(1.0)
+            offered = api.request("GET", f"/api/v2/dags/{FORM_DAG_ID}/details")["params"]["photos"]["schema"]
+            if (offered.get("examples") or []) == keys:
+                return round(time.monotonic() - started, 1)
+    except (AirflowAPIError, OSError, KeyError) as exc:
+        log.warning("could not have %s re-parsed (%s): the form offers the new photos after its next parse",
+                    FORM_DAG_ID, exc)
+        return None
+    log.warning("the form did not show the new photo list within %.0f s; it will after its next parse", timeout_s)
+    return None
 
 
 # --- one item -----------------------------------------------------------------------------------------------------
@@ -245,6 +282,7 @@ def withdraw_item(item: dict) -> dict:
 def request_approval(item: dict) -> dict:
     """Hand a calendar post that needs approval to bridgecast_schedule_post (one run per post and time)."""
     from bridgecast.airflow_api import AirflowAPI, AirflowAPIError
+    from bridgecast.posts.form import publish_fields
 
     event = load_event_for(item)
     content = calendar_content(event, item, item["post_id"])
@@ -253,8 +291,8 @@ def request_approval(item: dict) -> dict:
     local = content.publish_at.astimezone(event.tz)
     run_id = f"calendar__{item['post_id']}__{local:%Y%m%dT%H%M}"
     conf = {"channels": list(content.channels), "title": content.title, "body": content.body,
-            "publish_at": local.isoformat(), "photos": list(content.media.keys), "link": content.link,
-            "repost": False, "calendar_post": {"post_id": item["post_id"], **event_refs(item)}}
+            **publish_fields(content.publish_at, event.timezone), "photos": list(content.media.keys),
+            "link": content.link, "repost": False, "calendar_post": {"post_id": item["post_id"], **event_refs(item)}}
     try:
         AirflowAPI.from_connection().trigger("bridgecast_schedule_post", conf, run_id=run_id)
     except AirflowAPIError as exc:
@@ -268,7 +306,7 @@ def request_approval(item: dict) -> dict:
 # --- bridgecast_schedule_post -----------------------------------------------------------------------------------------
 def validate_form(params: dict, conf: dict | None, run_id: str) -> tuple[dict, list[dict]]:
     """(post, items): the checked post and one publish item per channel."""
-    from bridgecast.posts.form import FormError, field_problem, validate_post
+    from bridgecast.posts.form import PUBLISH_FIELDS, FormError, field_problem, validate_post
     from bridgecast.storage import Storage
 
     conf = conf or {}
@@ -284,7 +322,7 @@ def validate_form(params: dict, conf: dict | None, run_id: str) -> tuple[dict, l
                 raise FormError([field_problem("calendar_post", f"bài «{calendar_post['post_id']}» không còn trong "
                                                                 "lịch đăng.")])
             if content.publish_at <= now:
-                raise FormError([field_problem("publish_at", f"{content.publish_at_text} đã qua.")])
+                raise FormError([field_problem(PUBLISH_FIELDS, f"{content.publish_at_words} đã qua.")])
         else:
             content = validate_post(params, now=now, photo_exists=storage.exists, run_id=run_id, tz=event.timezone)
     except FormError as exc:
@@ -296,15 +334,16 @@ def validate_form(params: dict, conf: dict | None, run_id: str) -> tuple[dict, l
                  {"post": content.to_json()})}
              for ch in content.channels]
     post = {**content.to_json(), "source": source, "run_id": run_id, "refs": refs,
-            "publish_at_local": content.publish_at_text, "repost": bool(params.get("repost"))}
-    log.info("form OK: '%s' on %s at %s (key %s)", content.title, ", ".join(content.channels),
-             content.publish_at_text, content.key)
+            "publish_at_local": content.publish_at_words, "repost": bool(params.get("repost"))}
+    log.info("form OK: '%s' on %s at %s = %s (key %s)", content.title, ", ".join(content.channels),
+             content.publish_at_words, content.publish_at.isoformat(), content.key)
     return post, items
 
 
 def render_preview(post: dict) -> dict:
     from bridgecast.posts.media import artefact_key, list_photos
-    from bridgecast.posts.preview import approval_markdown, fanpage_text, portal_html
+    from bridgecast.posts.preview import (PREVIEW_URL_TTL_S, approval_markdown, approval_subject, fanpage_text,
+                                          portal_html)
     from bridgecast.storage import Storage
 
     event = load_event_for(post["refs"])
@@ -318,9 +357,7 @@ def render_preview(post: dict) -> dict:
         keys = [p["key"] for p in reversed(newest)]
     else:
         keys = []
-    names = {p.id: p.display_name for p in event.points}
-    photos = [{"key": k, "url": storage.presigned_url(k, expires_s=3 * 24 * 3600),
-               "caption": names.get(k.split("/")[1], "") if k.count("/") > 2 else ""} for k in keys]
+    photos = [_preview_photo(storage, event, key) for key in keys]
     folder = f"preview/{_safe(post['run_id'])}"
     saved = {}
     if "portal" in content.channels:
@@ -332,18 +369,36 @@ def render_preview(post: dict) -> dict:
         key = artefact_key(event.id, content.key, f"{folder}/fanpage.txt")
         storage.put_bytes(key, text.encode(), content_type="text/plain; charset=utf-8")
         saved["fanpage"] = key
-    links = {ch: storage.presigned_url(k, expires_s=3 * 24 * 3600) for ch, k in saved.items()}
+    links = {ch: storage.presigned_url(k, expires_s=PREVIEW_URL_TTL_S) for ch, k in saved.items()}
     markdown = approval_markdown(event, content, photos, links)
     key = artefact_key(event.id, content.key, f"{folder}/preview.md")
     storage.put_bytes(key, markdown.encode(), content_type="text/markdown; charset=utf-8")
     saved["markdown"] = key
     print(markdown)
-    return {"markdown": markdown, "artefacts": saved, "photos": keys}
+    return {"subject": approval_subject(content), "markdown": markdown, "artefacts": saved, "links": links,
+            "photos": keys}
+
+
+def _preview_photo(storage, event, key: str) -> dict:
+    """A photo as the previews show it: the full rendition for the portal preview, its `thumb` rendition (when
+    the ingest made one) for the approval request, and the point's name as caption."""
+    from bridgecast.posts.media import point_names, thumbnail_key
+    from bridgecast.posts.preview import PREVIEW_URL_TTL_S
+
+    parts = key.split("/")
+    thumb = thumbnail_key(key)
+    shown = thumb if thumb and storage.exists(thumb) else key
+    return {"key": key, "url": storage.presigned_url(key, expires_s=PREVIEW_URL_TTL_S),
+            "thumb_url": storage.presigned_url(shown, expires_s=PREVIEW_URL_TTL_S),
+            "caption": point_names(event).get(parts[1], "") if len(parts) > 2 else ""}
 
 
 OUTCOME_VI = {"published": "ĐÃ ĐĂNG", "rejected": "BỊ TỪ CHỐI — không đăng", "expired": "HẾT HẠN DUYỆT — không đăng",
               "failed": "LỖI — chưa đăng đủ kênh", "invalid": "BIỂU MẪU KHÔNG HỢP LỆ — không đăng",
               "withdrawn": "ĐÃ RÚT khỏi lịch — không đăng"}
+DECISION_VI = {"approved": "đã duyệt", "rejected": "bị từ chối", "expired": "hết hạn, chưa ai duyệt"}
+STATUS_VI = {"published": "đã đăng", "pending": "đang đăng", "unknown": "chưa rõ (đang đối chiếu)",
+             "failed": "lỗi", "cancelled": "đã rút"}
 
 
 def notify_staff(post: dict | None, decision: dict | None, results, run_id: str) -> dict:
@@ -352,7 +407,9 @@ def notify_staff(post: dict | None, decision: dict | None, results, run_id: str)
     import json
 
     from bridgecast.ledger import PUBLISHED, Ledger
+    from bridgecast.posts.content import CHANNEL_LABELS
     from bridgecast.posts.media import artefact_key
+    from bridgecast.posts.notices import outcome_reported
     from bridgecast.storage import Storage
 
     if not post:
@@ -378,19 +435,23 @@ def notify_staff(post: dict | None, decision: dict | None, results, run_id: str)
     else:
         outcome = "failed"
     report = {"outcome": outcome, "title": content.title, "key": content.key, "run_id": run_id,
-              "publish_at": content.publish_at.isoformat(), "publish_at_local": content.publish_at_text,
+              "publish_at": content.publish_at.isoformat(), "publish_at_local": content.publish_at_words,
               "decision": decision, "channels": channels, "results": results}
-    lines = [f"Bài «{content.title}» — {OUTCOME_VI[outcome]}", f"Giờ đăng: {content.publish_at_text}",
-             f"Duyệt: {decided or 'chưa có'} {(decision or {}).get('detail', '')}"]
-    lines += [f"- {ch}: {c['status'] or 'chưa đăng'} {c['url'] or ''}" for ch, c in channels.items()]
+    lines = [f"Bài «{content.title}» — {OUTCOME_VI[outcome]}", f"Giờ đăng: {content.publish_at_words}",
+             f"Duyệt: {DECISION_VI.get(decided, 'chưa có')}" + (f" (tài khoản {decision['by']})"
+                                                                if (decision or {}).get("by") else "")]
+    lines += [f"- {CHANNEL_LABELS.get(ch, ch)}: {STATUS_VI.get(c['status'], c['status'] or 'chưa đăng')} "
+              f"{c['url'] or ''}".rstrip() for ch, c in channels.items()]
     text = "\n".join(lines)
+    outcome_reported(content, outcome=outcome, outcome_text=OUTCOME_VI[outcome], lines=lines, run_id=run_id,
+                     link=next((c["url"] for c in channels.values() if c["url"]), None))
     storage = Storage.from_connection()
     folder = f"outcome/{_safe(run_id)}"
     storage.put_json(artefact_key(event.id, content.key, f"{folder}/outcome.json"), report)
     storage.put_bytes(artefact_key(event.id, content.key, f"{folder}/outcome.md"), text.encode(),
                       content_type="text/markdown; charset=utf-8")
-    print(text)
     print(json.dumps(report, ensure_ascii=False, indent=1))
+    print(text)  # last: the UI opens a log at its end, so staff read this first
     if outcome in ("expired", "failed"):
         _fail(f"{text}\n(Thông báo cho người gửi bài / staff notice: {outcome})")
     return report
