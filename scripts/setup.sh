@@ -8,8 +8,10 @@ APT_PACKAGES=(
   ffmpeg fonts-dejavu-core                      # media toolkit (fonts with Vietnamese glyphs)
   nginx libnginx-mod-rtmp libnginx-mod-stream   # RTMP ingest + RTMPS for the fanpage sandbox
   postgresql                                    # Airflow metadata DB + publication ledger
+  redis-server                                  # the Celery broker of `--executor celery`
   php-fpm php-mysql mariadb-server              # the real WordPress the portal contract suite runs against
   chromium chromium-driver                      # the upload page's browser test
+  poppler-utils                                 # pdftoppm/pdftotext: the results report's PDF looked at in tests
   docker-compose                                # validates docker-compose.yml (no engine needed for `config`)
 )
 APT_LATE=(wordpress)   # after php-fpm, so apt does not pick Apache's mod-php for it

@@ -1,4 +1,4 @@
-"""The event model: one YAML file describes one event (points, times, channels, targets).
+"""The event model: one YAML file describes one event (points, times, channels, targets, campaign, staff).
 
 `load_event(path)` parses and validates the whole file and raises `EventConfigError` listing every problem
 as `file: field.path: problem — what to do`. Names are stored in NFC and compared on `name_key()`, so the two
@@ -93,6 +93,14 @@ class Outlet:
 
 
 @dataclass(frozen=True)
+class StaffMember:
+    """Someone of the organisers who receives the internal reports (never the press, never the public)."""
+
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
 class PressConfig:
     connection_id: str
     sender_name: str
@@ -123,7 +131,7 @@ class MediaSettings:
     max_photo_pixels: int = 64_000_000
     max_upload_mb: int = 2048
     watermark_text: str | None = None
-    watermark_logo: str | None = None
+    watermark_logo: str | None = None  # absolute path of a PNG (the YAML gives it relative to the repo)
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,11 @@ class Event:
     media: MediaSettings
     channels: Channels
     points: tuple[Point, ...]
+    # The month of action: from the launch day to `campaign_end` (inclusive, a local date).
+    campaign_end: date | None = None
+    staff: tuple[StaffMember, ...] = ()
+    # Targets whose value is a stand-in until the real figure is known (shown as such in every report).
+    placeholder_targets: tuple[str, ...] = ()
     _by_id: dict[str, Point] = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
     def __post_init__(self):
@@ -163,6 +176,16 @@ class Event:
     @property
     def end(self) -> datetime:
         return self.start + self.duration
+
+    @property
+    def campaign_start(self) -> date:
+        """The first day of the month of action: the launch day, in the event's zone."""
+        return self.start_local.date()
+
+    @property
+    def campaign_last_day(self) -> date:
+        """The last day of the month of action (inclusive); one month after the launch when not configured."""
+        return self.campaign_end or default_campaign_end(self.campaign_start)
 
     @property
     def connection_points(self) -> tuple[Point, ...]:
@@ -191,6 +214,11 @@ class Event:
             if key in {name_key(n) for n in (p.name, p.full_name or "", *p.aliases)}:
                 return p
         return None
+
+
+def default_campaign_end(launch_day: date) -> date:
+    """A month of action that is not configured lasts 30 days after the launch day (23/5 → 22/6)."""
+    return launch_day + timedelta(days=30)
 
 
 # --- loading ------------------------------------------------------------------------------------------------
@@ -316,7 +344,7 @@ class _Validator:
     def event(self, raw) -> dict:
         fields = ("id", "title", "short_title", "theme", "messages", "organisers", "plans", "units_valid_on",
                   "timezone", "start", "duration_minutes", "program_point", "stages", "highlight", "targets",
-                  "media", "channels", "points")
+                  "campaign_end", "staff", "media", "channels", "points")
         m = self.mapping(raw, "", fields)
         tz_name = self.text(m, "", "timezone")
         tz = None
@@ -339,6 +367,8 @@ class _Validator:
         if units_valid_on is not None and not isinstance(units_valid_on, date):
             self.bad("units_valid_on", f"must be a date like 2020-05-23, got {units_valid_on!r}")
             units_valid_on = None
+        start = self.start(m.get("start"), tz)
+        targets, placeholders = self.targets(m.get("targets"))
         return dict(
             id=self.identifier(m, "", "id"),
             title=title,
@@ -349,12 +379,15 @@ class _Validator:
             plans=self.texts(m, "", "plans"),
             units_valid_on=units_valid_on,
             timezone=tz_name,
-            start=self.start(m.get("start"), tz),
+            start=start,
             duration=timedelta(minutes=duration or 0),
             program_point=program,
             stages=self.stages(m.get("stages")),
             highlight=self.highlight(m.get("highlight")),
-            targets=self.targets(m.get("targets")),
+            targets=targets,
+            placeholder_targets=placeholders,
+            campaign_end=self.campaign_end(m.get("campaign_end"), start, tz),
+            staff=self.staff(m.get("staff")),
             media=self.media(m.get("media")),
             channels=self.channels(m.get("channels")),
             points=tuple(points),
@@ -402,13 +435,66 @@ class _Validator:
         return Highlight(self.number(m, "highlight", "offset_s", default=0),
                          self.number(m, "highlight", "length_s", default=10, minimum=1))
 
-    def targets(self, raw) -> dict[str, float]:
+    def targets(self, raw) -> tuple[dict[str, float], tuple[str, ...]]:
+        """name → number; a figure not known yet is written `{value: N, placeholder: true}` and reported as such."""
         if raw is None:
-            return {}
+            return {}, ()
         if not isinstance(raw, dict):
             self.bad("targets", "must be a mapping of target name → number")
-            return {}
-        return {str(k): self.number(raw, "targets", k) for k in raw}
+            return {}, ()
+        values, placeholders = {}, []
+        for key, value in raw.items():
+            if isinstance(value, dict):
+                path = f"targets.{key}"
+                m = self.mapping(value, path, ("value", "placeholder"))
+                values[str(key)] = self.number(m, path, "value")
+                flag = m.get("placeholder", False)
+                if not isinstance(flag, bool):
+                    self.bad(f"{path}.placeholder", "must be true or false")
+                elif flag:
+                    placeholders.append(str(key))
+            else:
+                values[str(key)] = self.number(raw, "targets", key)
+        return values, tuple(placeholders)
+
+    def campaign_end(self, value, start: datetime | None, tz) -> date | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                value = date.fromisoformat(value.strip())
+            except ValueError:
+                pass
+        if isinstance(value, datetime) or not isinstance(value, date):
+            self.bad("campaign_end", f"must be a date like 2020-06-22 (the last day of the month of action), "
+                                     f"got {value!r}")
+            return None
+        if start is not None and tz is not None and value < start.astimezone(tz).date():
+            self.bad("campaign_end", f"{value.isoformat()} is before the launch day "
+                                     f"{start.astimezone(tz).date().isoformat()} — the month of action starts "
+                                     "with the launch")
+            return None
+        return value
+
+    def staff(self, raw) -> tuple[StaffMember, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            self.bad("staff", "must be a list of {name, email} (who receives the internal reports)")
+            return ()
+        out, seen = [], {}
+        for i, item in enumerate(raw):
+            path = f"staff[{i}]"
+            m = self.mapping(item, path, ("name", "email"))
+            name, email = self.text(m, path, "name"), self.text(m, path, "email")
+            if email and not _EMAIL_RE.match(email):
+                self.bad(f"{path}.email", f"{email!r} is not an e-mail address")
+            elif email and email.casefold() in seen:
+                self.bad(f"{path}.email", f"{email!r} is listed twice (also staff[{seen[email.casefold()]}])")
+            elif email:
+                seen[email.casefold()] = i
+                out.append(StaffMember(name or email, email))
+        return tuple(out)
 
     def media(self, raw) -> MediaSettings:
         if raw is None:
@@ -420,8 +506,25 @@ class _Validator:
             max_upload_mb=self.number(m, "media", "max_upload_mb", default=MediaSettings.max_upload_mb, minimum=1,
                                       integer=True),
             watermark_text=self.text(m, "media", "watermark_text", required=False),
-            watermark_logo=self.text(m, "media", "watermark_logo", required=False),
+            watermark_logo=self.logo(self.text(m, "media", "watermark_logo", required=False)),
         )
+
+    def logo(self, given: str | None) -> str | None:
+        """The watermark logo: a PNG, relative to the repo (where config/ is) unless absolute; checked now, so
+        a wrong path is a config error before the event, not a failure of every photo on the day."""
+        if given is None:
+            return None
+        path = Path(given) if Path(given).is_absolute() else Path(__file__).resolve().parents[2] / given
+        try:
+            head = path.read_bytes()[:8]
+        except OSError:
+            self.bad("media.watermark_logo", f"{given!r} not found (looked at {path}) — put the logo PNG there, or "
+                                             "remove the field to stamp the text only")
+            return None
+        if head != b"\x89PNG\r\n\x1a\n":
+            self.bad("media.watermark_logo", f"{given!r} is not a PNG — export the logo as PNG with transparency")
+            return None
+        return str(path)
 
     def channels(self, raw) -> Channels | None:
         if raw is None:
