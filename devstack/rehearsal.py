@@ -79,6 +79,7 @@ def rehearsal_event(base_file: Path, opts: RehearsalOptions, t0: datetime) -> di
     raw["duration_minutes"] = opts.event_minutes
     raw["stages"] = {"preflight_before_min": opts.preflight_min, "live_setup_before_min": opts.live_setup_min}
     raw.pop("units_valid_on", None)
+    raw.pop("campaign_end", None)  # a rehearsal's month of action runs from its own T0 (the default month)
     return raw
 
 
@@ -167,43 +168,55 @@ def upload_team_photos(gateway_url: str, keys: dict, teams: list, per_team: int,
 
 
 # --- independent count of what reached the channels ----------------------------------------------------------------
-def count_on_channels(stack: Stack, event, plan_titles: dict) -> dict:
-    """How many items each expected publication has on the channel itself (1 = exactly once)."""
+def count_on_channels(stack: Stack, event, expected=None) -> dict:
+    """How many items each launch publication has on the channel itself (1 = exactly once), by the titles the
+    launch defines (`bridgecast.launch.publications`): `{"<channel>:<name>": count}`."""
+    from bridgecast.launch import publications
+
+    seen = _items_on_channels(stack, event)
+    counts = {}
+    for definition in expected or publications.ALL:
+        if (definition.channel, definition.kind) not in seen:
+            raise KeyError(f"the rehearsal cannot count {definition.kind} items on {definition.channel} "
+                           f"({definition.key}): add them to _items_on_channels in devstack/rehearsal.py")
+        counts[definition.label] = seen[definition.channel, definition.kind].count(definition.title(event))
+    return counts
+
+
+def _items_on_channels(stack: Stack, event) -> dict[tuple[str, str], list[str]]:
+    """The titles of what each (channel, kind) holds, read from the sandboxes' own APIs and mailbox."""
     from bridgecast.channels.fanpage import FanpageChannel
     from bridgecast.connections import get_connection
 
-    counts = {}
     fanpage = FanpageChannel.from_connection(event.channels.fanpage.connection_id,
                                              graph_version=event.channels.fanpage.graph_version)
-    lives = list(fanpage.client.get_all(f"{fanpage.page_id}/live_videos", {"fields": "id,title,status"}))
-    counts["fanpage:live-video"] = sum(1 for v in lives if v.get("title") == plan_titles["live"])
-    feed = list(fanpage.client.get_all(f"{fanpage.page_id}/feed", {"fields": "id,message"}))
-    counts["fanpage:photos-post"] = sum(1 for p in feed if (p.get("message") or "").startswith(
-        f"📸 {event.short_title}"))
-    videos = list(fanpage.client.get_all(f"{fanpage.page_id}/videos", {"fields": "id,title"}))
-    counts["fanpage:recap-video"] = sum(1 for v in videos if v.get("title") == plan_titles["video"])
+
+    def fanpage_items(edge: str, field: str) -> list[dict]:
+        return list(fanpage.client.get_all(f"{fanpage.page_id}/{edge}", {"fields": f"id,{field}"}))
 
     portal = get_connection(event.channels.portal.connection_id)
     posts = requests.get(f"{portal.base_url()}/wp-json/wp/v2/posts", auth=(portal.login, portal.password),
                          params={"status": "publish,future,draft", "per_page": 100, "context": "edit"}, timeout=30)
     posts.raise_for_status()
-    counts["portal:article"] = sum(1 for p in posts.json()
-                                   if html.unescape(p["title"].get("raw") or p["title"]["rendered"]) ==
-                                   plan_titles["article"])
-    mailbox = stack.layout.sandboxes / "smtp"
-    subjects = []
-    for eml in mailbox.rglob("*.eml"):
+    subjects = []  # one press kit goes to several outlets in one message: count messages, not recipients
+    for eml in (stack.layout.sandboxes / "smtp").rglob("*.eml"):
         message = email.message_from_bytes(eml.read_bytes())
         subjects.append(str(email.header.make_header(email.header.decode_header(message["Subject"] or ""))))
-        # one press kit goes to several outlets in one message: count messages, not recipients
-    counts["press:press-kit"] = sum(1 for s in subjects if s == plan_titles["press"])
-    return counts
+    return {
+        ("fanpage", "live"): [v.get("title") for v in fanpage_items("live_videos", "title")],
+        # a post's message is its title, a blank line, its body
+        ("fanpage", "post"): [(p.get("message") or "").split("\n\n", 1)[0] for p in fanpage_items("feed", "message")],
+        ("fanpage", "video"): [v.get("title") for v in fanpage_items("videos", "title")],
+        ("portal", "article"): [html.unescape(p["title"].get("raw") or p["title"]["rendered"]) for p in posts.json()],
+        ("press", "email"): subjects,
+    }
 
 
 # --- the run ---------------------------------------------------------------------------------------------------------
 def run(stack: Stack, opts: RehearsalOptions) -> "RehearsalResult":
     from devstack.cli import _api, _print_login
     from bridgecast.ingest.keys import issue_point_keys
+    from bridgecast.launch import publications
     from bridgecast.storage import Storage
 
     wall0 = time.monotonic()
@@ -271,10 +284,9 @@ def run(stack: Stack, opts: RehearsalOptions) -> "RehearsalResult":
         (work / "summary.md").write_bytes(storage.get_bytes(f"{event.id}/_launch/summary.md"))
     if storage.exists(f"{event.id}/_launch/recap.mp4"):
         storage.download_file(f"{event.id}/_launch/recap.mp4", work / "recap.mp4")
-    titles = {"live": f"TRỰC TIẾP: {event.short_title}", "video": f"Video tổng hợp: {event.short_title}",
-              "article": f"{event.short_title}: đồng loạt phát động tại {len(event.connection_points)} điểm cầu",
-              "press": f"[Thông cáo báo chí] {event.short_title}"}
-    counts = count_on_channels(stack, event, titles)
+    expected = publications.expected(photos=opts.photos_per_team > 0 and bool(event.teams))
+    titles = {d.label: d.title(event) for d in expected}
+    counts = count_on_channels(stack, event, expected)
     wall = time.monotonic() - wall0
     checks = _checks(summary, counts, opts, run_state, wall)
     _report(checks, result, stack, run_id, work)
@@ -287,7 +299,7 @@ def run(stack: Stack, opts: RehearsalOptions) -> "RehearsalResult":
 class RehearsalResult:
     event_id: str
     run_id: str
-    titles: dict
+    titles: dict  # "<channel>:<name>" → title, for the publications this rehearsal expects
     summary: dict
     counts: dict  # items per expected publication, counted on the channels themselves
     checks: list  # (name, passed, detail)

@@ -11,28 +11,45 @@ import time
 from datetime import datetime, timezone
 
 from bridgecast.launch.observe import IngestObserver
-from bridgecast.timing import at
+from bridgecast.launch.plan import LaunchPlan, save_artifact
+from bridgecast.timing import sleep_until
 
 log = logging.getLogger(__name__)
+
+# Feeds stopping in the last seconds of the event are the event ending, not drops (the points hang up at the end).
+END_GRACE_S = 5.0
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def monitor_points(plan: dict, observer: IngestObserver, save, *, poll_s: float = 1.0, save_every_s: float = 10.0,
-                   stat_every_s: float = 5.0) -> dict:
-    """Poll until the end of the event. `save(state)` persists the state (S3 in the DAG)."""
-    t0, end = at(plan["t0"]), at(plan["end_at"])
-    names = {p["id"]: p["name"] for p in plan["points"]}
+def monitor_points(plan_xcom: dict) -> dict:
+    """The `monitor_points` task: from T0 to the end; per point what was seen (the event log stays in S3)."""
+    plan = LaunchPlan.from_xcom(plan_xcom)
+    drop_alert_s = plan.load_event().stages.drop_alert_after_s
+    sleep_until(plan.t0)
+    final = watch(plan, IngestObserver.from_connection(), lambda state: save_artifact(plan, "monitor.json", state),
+                  on_long_drop=lambda pid, point, silent_s: _tell_drop(plan, pid, point, silent_s),
+                  drop_alert_s=drop_alert_s)
+    return {pid: {k: v for k, v in p.items() if k != "events"} for pid, p in final["points"].items()}
+
+
+def watch(plan: LaunchPlan, observer: IngestObserver, save, *, poll_s: float = 1.0, save_every_s: float = 10.0,
+          stat_every_s: float = 5.0, on_long_drop=None, drop_alert_s: float = 30.0) -> dict:
+    """Poll until the end of the event. `save(state)` persists the state (S3 in the DAG); `on_long_drop(point_id,
+    point, silent_s)` is called once per drop that lasts `drop_alert_s`."""
+    t0, end = plan.t0, plan.end_at
+    names = {p.id: p.name for p in plan.points}
     state = {pid: {"name": names[pid], "live_detected_at": None, "live_detected_after_t0_s": None,
-                   "publishing": False, "drops": 0, "sessions": 0, "bitrate_kbps": None, "events": []}
+                   "publishing": False, "drops": 0, "sessions": 0, "bitrate_kbps": None, "events": [],
+                   "dropped_at": None, "drop_alerted": 0}
              for pid in names}
     last_save = last_stat = 0.0
     while True:
         now = _now()
         try:
-            live = observer.live(plan["event_id"])
+            live = observer.live(plan.event_id)
         except Exception as exc:  # the gateway being briefly busy is not the event failing
             log.warning("gateway not answering (%s); retrying", exc)
             time.sleep(poll_s)
@@ -46,11 +63,23 @@ def monitor_points(plan: dict, observer: IngestObserver, save, *, poll_s: float 
                 point["first_live_at"] = seen.get("first_live_at")
                 log.info("LIVE %s at %s", point["name"], now.isoformat())
             if point["publishing"] and not publishing:
-                point["drops"] += 1
-                point["events"].append({"at": now.isoformat(), "what": "dropped"})
-                log.warning("DROPPED %s at %s", point["name"], now.isoformat())
+                if (end - now).total_seconds() <= END_GRACE_S:
+                    point["events"].append({"at": now.isoformat(), "what": "ended"})
+                else:
+                    point["drops"] += 1
+                    point["dropped_at"] = now.isoformat()
+                    point["events"].append({"at": now.isoformat(), "what": "dropped"})
+                    log.warning("DROPPED %s at %s", point["name"], now.isoformat())
             elif publishing and not point["publishing"] and point["live_detected_at"] != now.isoformat():
                 point["events"].append({"at": now.isoformat(), "what": "back"})
+            if publishing:
+                point["dropped_at"] = None
+            elif point["dropped_at"] and point["drop_alerted"] < point["drops"]:
+                silent_s = (now - datetime.fromisoformat(point["dropped_at"])).total_seconds()
+                if silent_s >= drop_alert_s:
+                    point["drop_alerted"] = point["drops"]
+                    if on_long_drop:
+                        on_long_drop(pid, point, silent_s)
             point["publishing"] = publishing
             point["sessions"] = seen.get("sessions", 0)
         if time.monotonic() - last_stat >= stat_every_s:
@@ -70,3 +99,9 @@ def monitor_points(plan: dict, observer: IngestObserver, save, *, poll_s: float 
         if now >= end:
             return {"updated_at": now.isoformat(), "points": state}
         time.sleep(poll_s)
+
+
+def _tell_drop(plan: LaunchPlan, point_id: str, point: dict, silent_s: float) -> None:
+    from bridgecast.launch import incidents
+
+    incidents.point_dropped(plan, point_id, point["name"], point["drops"], silent_s, point["dropped_at"])

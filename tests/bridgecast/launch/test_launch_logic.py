@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from bridgecast.launch.observe import parse_stat
-from bridgecast.timing import sleep_until
+from bridgecast.launch.plan import LaunchPlan
 from bridgecast.launch.preflight import go_no_go_table, stream_deviations, transcode_cost_cores
-from bridgecast.launch.tasks import segment_start, segments_covering, select_photos, summary_markdown
+from bridgecast.launch.summary import summary_markdown
+from bridgecast.launch.wrapup import segment_start, segments_covering, select_photos
+from bridgecast.timing import sleep_until
 
 T0 = datetime(2020, 5, 23, 1, 0, tzinfo=timezone.utc)
 
@@ -71,7 +73,7 @@ def test_stat_parsing_and_conformance_judgement():
 
 
 def test_go_no_go_table_names_the_failing_point_and_keeps_the_others():
-    plan = {"title": "Diễn tập", "t0": T0.isoformat()}
+    plan = LaunchPlan("ev", "ev/_launch/event.yaml", "Diễn tập", T0, T0, T0, T0, T0, "trung-uong", (), ())
     results = [
         {"point": "vinh-phuc", "name": "Vĩnh Phúc", "go": True, "receiving": True, "recording": True,
          "conformant": True, "bitrate_kbps": 800, "problems": [], "notes": []},

@@ -1,0 +1,129 @@
+"""The launch's publications through the ledger (exactly once, safe to clear and rerun), and the wrap-up's three
+publishing tasks: they fetch the recap and the selected photos from S3 and publish what `publications` defines.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+from bridgecast.channels.base import Channel, MediaFile, Publication
+from bridgecast.event import Event
+from bridgecast.launch import publications as defs
+from bridgecast.launch.plan import LaunchPlan
+from bridgecast.storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+def channel(event: Event, name: str) -> Channel:
+    """One of the event's channels (`portal`, `fanpage`, `press`), built alone from its Airflow Connection: a
+    broken Connection of another channel does not stop this one."""
+    from bridgecast.channels.factory import channel_for
+
+    return channel_for(event, name)
+
+
+def publish(target: Channel, pub: Publication) -> dict:
+    """`pub` on `target` through the ledger; what happened, as a small XCom."""
+    from bridgecast.ledger import Ledger, publish_once
+
+    ledger = Ledger()
+    try:
+        outcome = publish_once(ledger, target, pub)
+    except Exception as exc:  # failed or of unknown outcome: staff are told once (the task's retries say no more)
+        _tell_failure(ledger, target, pub, exc)
+        raise
+    ref = outcome.ref
+    log.info("%s %s: %s (%s)", target.name, pub.key, outcome.action, ref.url if ref else "-")
+    return {"channel": target.name, "key": pub.key, "action": outcome.action,
+            "remote_id": ref.remote_id if ref else None, "url": ref.url if ref else None}
+
+
+def _tell_failure(ledger, target: Channel, pub: Publication, exc: Exception) -> None:
+    from bridgecast.launch import incidents
+
+    try:
+        row = next((r for r in ledger.rows(pub.event_id) if r.channel == target.name and r.pub_key == pub.key), None)
+        status = row.status if row and row.status in ("failed", "unknown") else "failed"
+        from bridgecast.run_event import load_run_event, run_event_key
+
+        event = load_run_event(run_event_key(pub.event_id))
+    except Exception:  # the ledger or S3 unreadable: still tell, without the staff list's event copy
+        log.exception("could not read the ledger row of %s", pub.key)
+        return
+    incidents.publication_problem(pub.event_id, event, target.name, pub.key, status, f"{type(exc).__name__}: {exc}")
+
+
+# --- the wrap-up's publishing tasks ---------------------------------------------------------------------------
+def publish_portal_article(plan_xcom: dict, recap: dict | None, galleries: dict | None) -> dict:
+    plan = LaunchPlan.from_xcom(plan_xcom)
+    event, storage = plan.load_event(), Storage.from_connection()
+    with tempfile.TemporaryDirectory(prefix="bridgecast-portal-") as tmp:
+        photos = _photos(storage, _selection(galleries), Path(tmp), defs.PORTAL_ARTICLE.max_photos)
+        video = _recap_file(storage, recap, Path(tmp), caption=defs.recap_caption(event)) if recap else None
+        pub = defs.portal_article(event, _story(event, recap, galleries), photos, video)
+        return publish(channel(event, defs.PORTAL_ARTICLE.channel), pub)
+
+
+def publish_fanpage_post(plan_xcom: dict, recap: dict | None, galleries: dict | None) -> list[dict]:
+    """Two items on the Page: a multi-photo post (when teams sent photos) and the recap video (resumable upload)."""
+    plan = LaunchPlan.from_xcom(plan_xcom)
+    event, storage = plan.load_event(), Storage.from_connection()
+    made = []
+    with tempfile.TemporaryDirectory(prefix="bridgecast-fanpage-") as tmp:
+        photos = _photos(storage, _selection(galleries), Path(tmp), defs.FANPAGE_PHOTOS.max_photos)
+        if photos:
+            made.append(publish(channel(event, defs.FANPAGE_PHOTOS.channel), defs.photos_post(event, photos)))
+        if recap:
+            pub = defs.recap_video(event, _story(event, recap, galleries), _recap_file(storage, recap, Path(tmp)))
+            made.append(publish(channel(event, defs.RECAP_VIDEO.channel), pub))
+    return made
+
+
+def send_press_kit(plan_xcom: dict, recap: dict | None, galleries: dict | None, article: dict | None) -> dict:
+    """The press kit email: the story, a link to the portal article, presigned links to the recap and photos."""
+    plan = LaunchPlan.from_xcom(plan_xcom)
+    event, storage = plan.load_event(), Storage.from_connection()
+    links = []
+    if recap:
+        links += [("Video tổng hợp (MP4)", storage.presigned_url(recap["recap_key"])),
+                  ("Ảnh đại diện video", storage.presigned_url(recap["poster_key"]))]
+    for i, photo in enumerate(_selection(galleries)[:defs.PRESS_KIT.max_photos], 1):
+        links.append((defs.photo_link_label(i, photo["name"]), storage.presigned_url(photo["web"])))
+    pub = defs.press_kit(event, _story(event, recap, galleries), tuple(links), (article or {}).get("url"))
+    return publish(channel(event, defs.PRESS_KIT.channel), pub)
+
+
+def _story(event: Event, recap: dict | None, galleries: dict | None) -> str:
+    """The story from what happened: the points the monitor saw live (its state in S3), the teams whose photos
+    were processed, and their photos."""
+    teams = {t.id for t in event.teams}
+    sent = {pid: p["processed"] for pid, p in (galleries or {}).get("points", {}).items()
+            if pid in teams and p.get("processed")}
+    return defs.story(event, points_live=points_seen_live(event.id), teams_with_photos=list(sent),
+                      photos_processed=sum(sent.values()), recap_points=(recap or {}).get("points", 0))
+
+
+def points_seen_live(event_id: str) -> list[str]:
+    """The points the monitor saw live (`monitor.json`); none when the monitor never ran."""
+    from bridgecast.objects import launch_key
+
+    storage = Storage.from_connection()
+    key = launch_key(event_id, "monitor.json")
+    if not storage.exists(key):
+        return []
+    return [pid for pid, p in storage.get_json(key).get("points", {}).items() if p.get("live_detected_at")]
+
+
+def _selection(galleries: dict | None) -> list[dict]:
+    return (galleries or {}).get("selection", [])
+
+
+def _recap_file(storage: Storage, recap: dict, tmp: Path, caption: str = "") -> MediaFile:
+    return MediaFile.from_path(storage.download_file(recap["recap_key"], tmp / "recap.mp4"), "video/mp4", caption)
+
+
+def _photos(storage: Storage, selection: list[dict], tmp: Path, limit: int) -> tuple[MediaFile, ...]:
+    return tuple(MediaFile.from_path(storage.download_file(p["web"], tmp / f"photo-{i:02d}-{p['sha256'][:12]}.jpg"),
+                                     "image/jpeg", p["name"]) for i, p in enumerate(selection[:limit]))
