@@ -100,6 +100,13 @@ def sanitize_file_name(name: str) -> str:
     return f"{stem}.{ext.lower()}" if ext else stem
 
 
+def esc_attr(text: str) -> str:
+    """WordPress's esc_html/esc_attr: special characters escaped, existing entities left alone (no double
+    encoding) — so a title we sent escaped shows as text, and a raw one as text here but markup elsewhere."""
+    text = re.sub(r"&(?!#\d+;|#x[0-9A-Fa-f]+;|[A-Za-z][A-Za-z0-9]*;)", "&amp;", text or "")
+    return text.replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;").replace("'", "&#039;")
+
+
 def strip_block_comments(content: str) -> str:
     return re.sub(r"<!--\s*/?wp:[^>]*-->\n?", "", content or "")
 
@@ -191,7 +198,9 @@ class Faults:
     """Injected failures: each rule fires for the next `count` matching calls.
 
     mode "before": answer 500 without doing anything; "after": do the work, then answer 500 (the client cannot tell
-    whether it happened — the case the ledger's reconcile exists for); "hang": wait `hang_s`, then do the work.
+    whether it happened — the case the ledger's reconcile exists for); "hang": wait `hang_s`, then do the work (a
+    slow server: the item appears late); "hang_after": do the work, then hold the answer `hang_s` (the item exists
+    while the client times out — the dangerous one for a blind retry).
     Rules come from `POST /__sandbox/faults` (JSON, same auth as the API) or, at start, from the environment
     variable BRIDGECAST_PORTAL_FAULTS (a JSON list), e.g. `[{"mode": "after", "methods": ["POST"], "count": 1,
     "path_prefix": "/wp-json/wp/v2/posts"}]`."""
@@ -207,8 +216,8 @@ class Faults:
                 "status": int(rule.get("status", 500)), "hang_s": float(rule.get("hang_s", 30.0)),
                 "methods": [m.upper() for m in rule.get("methods", [])],
                 "path_prefix": rule.get("path_prefix", "/wp-json/"), "json": bool(rule.get("json", False))}
-        if rule["mode"] not in ("before", "after", "hang"):
-            raise ValueError("mode must be before, after or hang")
+        if rule["mode"] not in ("before", "after", "hang", "hang_after"):
+            raise ValueError("mode must be before, after, hang or hang_after")
         with self.lock:
             self.rules.append(rule)
         return rule
@@ -258,6 +267,20 @@ class FaultMiddleware:
                 return received.pop(0) if received else await receive()
 
             return await self.app(scope, replay, send)
+        if rule["mode"] == "hang_after":
+            answer = []
+
+            async def hold(message):
+                answer.append(message)
+
+            await self.app(scope, receive, hold)  # done and saved; the client hears nothing for hang_s
+            await asyncio.sleep(rule["hang_s"])
+            try:
+                for message in answer:
+                    await send(message)
+            except OSError:  # the client gave up meanwhile
+                pass
+            return
         if rule["mode"] == "before":
             return await failure(scope, receive, send)
 
@@ -334,12 +357,13 @@ def create_app(data_dir: str | os.PathLike, user: str, app_password: str, *, tim
             "guid": {"rendered": f"{root}/?p={post['id']}"},
             "modified": local(post["modified_gmt"]), "modified_gmt": post["modified_gmt"],
             "slug": post["slug"], "status": post["status"], "type": post["type"], "link": post_link(post, root),
-            "title": {"rendered": html.escape(post["title"], quote=False)}, "author": 1, "meta": [],
+            # WordPress renders what it stored (get_the_title → texturize only): markup in a title stays markup.
+            "title": {"rendered": post["title"]}, "author": 1, "meta": [],
         }
         if post["type"] == "attachment":
             url = f"{root}/wp-content/uploads/{post['file']}"
             data.update({
-                "caption": {"rendered": f"<p>{html.escape(post['caption'])}</p>\n" if post["caption"] else ""},
+                "caption": {"rendered": f"<p>{post['caption']}</p>\n" if post["caption"] else ""},
                 "alt_text": post["alt_text"], "media_type": post["mime_type"].split("/")[0] if
                 post["mime_type"].startswith("image/") else "file", "mime_type": post["mime_type"],
                 "media_details": {"file": post["file"], "filesize": post["filesize"], **post.get("dimensions", {}),
@@ -351,7 +375,7 @@ def create_app(data_dir: str | os.PathLike, user: str, app_password: str, *, tim
         else:
             data.update({
                 "content": {"rendered": strip_block_comments(post["content"]), "protected": False},
-                "excerpt": {"rendered": f"<p>{html.escape(post['excerpt'])}</p>\n" if post["excerpt"] else "",
+                "excerpt": {"rendered": f"<p>{post['excerpt']}</p>\n" if post["excerpt"] else "",
                             "protected": False},
                 "featured_media": post["featured_media"], "comment_status": "open", "ping_status": "open",
                 "sticky": False, "template": "", "format": "standard",
@@ -905,14 +929,14 @@ def create_app(data_dir: str | os.PathLike, user: str, app_password: str, *, tim
         return FileResponse(target)
 
     def article_html(post: dict, root: str, *, single: bool) -> str:
-        title = html.escape(post["title"])
+        title = post["title"]  # a theme's the_title(): printed as stored
         heading = title if single else f'<a href="{html.escape(post_link(post, root), quote=True)}">{title}</a>'
         when = datetime.fromisoformat(post["date_gmt"]).replace(tzinfo=timezone.utc).astimezone(tz)
         featured = state.posts.get(post["featured_media"]) if post["featured_media"] else None
         image = ""
         if featured and featured["type"] == "attachment":
             src = html.escape(f"{root}/wp-content/uploads/{featured['file']}", quote=True)
-            image = (f'<img class="featured" src="{src}" alt="{html.escape(featured["alt_text"], quote=True)}">')
+            image = f'<img class="featured" src="{src}" alt="{esc_attr(featured["alt_text"])}">'
         terms = ", ".join(html.escape(state.terms[i]["name"]) for i in post["categories"] + post["tags"]
                           if i in state.terms)
         return (f'<article id="post-{post["id"]}"><h2>{heading}</h2>'
@@ -921,7 +945,7 @@ def create_app(data_dir: str | os.PathLike, user: str, app_password: str, *, tim
 
     def page(title: str, body: str) -> HTMLResponse:
         return HTMLResponse(
-            f'<!DOCTYPE html><html lang="vi"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f'<!DOCTYPE html><html lang="vi"><head><meta charset="utf-8"><title>{esc_attr(title)}</title>'
             '<meta name="viewport" content="width=device-width, initial-scale=1"><style>'
             "body{font-family:'Noto Sans','DejaVu Sans',sans-serif;max-width:860px;margin:auto;padding:1em}"
             "img{max-width:100%}.featured{display:block;margin:.5em 0}.meta{color:#666}"

@@ -449,8 +449,10 @@ class PortalChannel(Channel):
         """The one post of `pub`: found by its slug and its `-N` twins (all statuses but trash), the earliest kept
         and the others removed (an unseen draft deleted, anything else moved to the trash); a draft left by an
         interrupted attempt is finished with this publication's content (unless `complete` is False: a withdrawal
-        must not publish what it is about to delete)."""
-        post = self._canonical(pub, exclude)
+        must not publish what it is about to delete). `exclude` is not needed here: the slug is derived from the
+        publication's own key, so no other publication's post carries it — and post ids are only unique within
+        one site, so another site's ids in the ledger must not hide ours."""
+        post = self._canonical(pub)
         if post is None:
             return None
         if complete and post.get("status") in ("draft", "pending"):
@@ -506,12 +508,11 @@ class PortalChannel(Channel):
         return self._ref(post)
 
     # --- exactly once: one post per slug --------------------------------------------------------------------
-    def _canonical(self, pub: Publication, exclude: frozenset[str] = frozenset()) -> dict | None:
+    def _canonical(self, pub: Publication) -> dict | None:
         """The earliest post with `pub`'s slug or a `-N` twin of it; the others are removed."""
         slug = pub.slug()
         slugs = [slug] + [f"{slug}-{n}" for n in range(2, TWIN_SLUGS + 2)]
-        posts = sorted((p for p in self.client.find_posts(*slugs) if str(p["id"]) not in exclude),
-                       key=lambda p: int(p["id"]))
+        posts = sorted(self.client.find_posts(*slugs), key=lambda p: int(p["id"]))
         if not posts:
             return None
         keep, twins = posts[0], posts[1:]

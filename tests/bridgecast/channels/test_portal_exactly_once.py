@@ -1,4 +1,5 @@
-"""Exactly-once publishing to the portal with the real ledger (SQLite), on the sandbox AND a real WordPress."""
+"""Exactly-once publishing to the portal with the real ledger (SQLite), on the sandbox AND a real WordPress: crashes,
+reruns, concurrent attempts, and the twins and drafts that lost attempts leave behind."""
 from __future__ import annotations
 
 import os
@@ -6,10 +7,13 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
-from bridgecast.channels.base import Publication
+import pytest
+
+from bridgecast.channels.base import NotFound, Publication
 from bridgecast.ledger import PENDING, PUBLISHED, publish_once
 
 CHILD = Path(__file__).with_name("crash_publish_child.py")
@@ -66,4 +70,61 @@ def test_changed_payload_updates_the_same_post(portal_backend, ledger, event_id)
     post = channel.client.get_post(int(first.ref.remote_id))
     assert post["title"]["raw"].endswith("bản cuối") and "Số liệu đã cập nhật." in post["content"]["raw"]
     assert publish_once(ledger, channel, changed).action == "existing"
+    assert portal_backend.count_posts(token) == 1
+
+
+def test_two_attempts_at_once_make_one_post(portal_backend, ledger, event_id):
+    token = uuid.uuid4().hex[:10]
+    pub = article(event_id, token)
+    start, outcomes = threading.Barrier(4), []
+
+    def attempt():
+        start.wait()
+        outcomes.append(publish_once(ledger, portal_backend.channel(), pub, wait_s=120))
+
+    threads = [threading.Thread(target=attempt) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=180)
+
+    assert sorted(o.action for o in outcomes) == ["created", "existing", "existing", "existing"]
+    assert len({o.ref.remote_id for o in outcomes}) == 1
+    assert portal_backend.count_posts(token) == 1
+    assert ledger.get(event_id, "portal", pub.key).attempts == 1  # the others never called the portal
+
+
+def test_twins_left_by_unrecorded_attempts_are_removed_and_the_earliest_kept(portal_backend, ledger, event_id):
+    token = uuid.uuid4().hex[:10]
+    pub = article(event_id, token)
+    client = portal_backend.channel().client
+    # Three attempts the ledger never heard of: WordPress made the later two `<slug>-2` and `<slug>-3`.
+    earliest = client.create_post({"title": pub.title, "slug": pub.slug(), "status": "publish"})
+    public_twin = client.create_post({"title": pub.title, "slug": pub.slug(), "status": "publish"})
+    draft_twin = client.create_post({"title": pub.title, "slug": pub.slug(), "status": "draft"})
+    assert [public_twin["slug"], draft_twin["slug"]] == [f"{pub.slug()}-2", f"{pub.slug()}-3"]
+    ledger.mark_pending(event_id, "portal", pub.key, pub.payload_hash())  # the run that made them died
+
+    outcome = publish_once(ledger, portal_backend.channel(), pub)
+
+    assert outcome.action == "reconciled" and outcome.ref.remote_id == str(earliest["id"])
+    assert portal_backend.count_posts(token) == 1
+    assert client.list_posts(status="trash", search=token)[0]["id"] == public_twin["id"]  # seen once: recoverable
+    with pytest.raises(NotFound):
+        client.get_post(draft_twin["id"])  # never seen: deleted for good
+
+
+def test_a_draft_left_by_an_interrupted_attempt_is_finished_not_made_again(portal_backend, ledger, event_id):
+    token = uuid.uuid4().hex[:10]
+    pub = article(event_id, token)
+    client = portal_backend.channel().client
+    draft = client.create_post({"title": pub.title, "slug": pub.slug(), "status": "draft"})  # died before publish
+    ledger.mark_pending(event_id, "portal", pub.key, pub.payload_hash())
+
+    outcome = publish_once(ledger, portal_backend.channel(), pub)
+
+    assert outcome.action == "reconciled" and outcome.ref.remote_id == str(draft["id"])
+    post = client.get_post(draft["id"])
+    assert post["status"] == "publish" and post["slug"] == pub.slug()
+    assert "Toàn bộ 64 điểm cầu đã kết nối." in post["content"]["raw"]
     assert portal_backend.count_posts(token) == 1

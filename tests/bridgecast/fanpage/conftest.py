@@ -113,7 +113,8 @@ class Sandbox:
     def reset(self) -> None:
         self.admin("DELETE", "faults")
         self.knobs(expired=False, permissions=list(DEFAULT_PERMISSIONS), require_appsecret_proof=False,
-                   rate_limit_calls=100000, rate_limit_window_s=3600, upload_chunk_bytes=UPLOAD_CHUNK_BYTES)
+                   rate_limit_calls=100000, rate_limit_window_s=3600, upload_chunk_bytes=UPLOAD_CHUNK_BYTES,
+                   duplicate_window_s=0)
         self.admin("POST", "clock", {"offset_s": 0})
 
     def last_seq(self) -> int:

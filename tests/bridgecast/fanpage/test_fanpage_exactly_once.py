@@ -1,5 +1,6 @@
 """Exactly once with the real ledger: a crash between the Graph call and the ledger write, reruns, a changed payload,
-Facebook's own duplicate refusal, and a publishing call whose answer never came back."""
+Facebook's own duplicate refusal (opt-in in the sandbox, as Meta does not promise it), publishing calls whose answer
+never came back, twins left by lost attempts, and concurrent attempts."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -62,6 +64,7 @@ def test_a_changed_payload_updates_the_same_published_post(sandbox, fanpage, led
 
 
 def test_facebooks_duplicate_refusal_is_reconciled_not_an_error(sandbox, fanpage, ledger, event_id, marker):
+    sandbox.knobs(duplicate_window_s=600)  # Meta may refuse a repeated status message (#506); not promised
     pub = Publication(event_id, "calendar/reminder", "post", f"Nhắc lịch {marker}", "8 giờ sáng mai.")
     earlier = fanpage.create_post(post_message(pub))  # an attempt the ledger never heard of
     seq = sandbox.last_seq()
@@ -88,3 +91,80 @@ def test_a_publish_whose_answer_never_came_is_reconciled_on_rerun(sandbox, ledge
 
     assert outcome.action == "reconciled"
     assert len(sandbox.posts_with(marker)) == 1
+
+
+def test_without_a_duplicate_refusal_an_unrecorded_twin_is_deleted_after_the_create(sandbox, fanpage, ledger,
+                                                                                   photos, event_id, marker):
+    """What real Facebook does for photo posts: it takes the same message twice. The ledger's re-check after the
+    create finds the earlier, unrecorded post and the channel deletes the newer twin."""
+    pub = Publication(event_id, "launch/photos", "post", f"Ảnh buổi lễ {marker}", "64 điểm cầu.",
+                      media=(photos[0],))
+    earlier = fanpage.create_post(post_message(pub))  # an attempt the ledger never heard of
+    seq = sandbox.last_seq()
+
+    outcome = publish_once(ledger, fanpage, pub)
+
+    assert [c["code"] for c in sandbox.requests_since(seq) if c["endpoint"] == "feed"] == [None]  # accepted
+    assert outcome.ref.remote_id == earlier
+    assert [p["id"] for p in sandbox.posts_with(marker)] == [earlier]
+
+
+def test_a_post_held_open_after_it_was_made_is_reconciled_not_posted_again(sandbox, ledger, photos, event_id,
+                                                                          marker):
+    impatient = sandbox.channel(timeout=(2.0, 0.5))
+    pub = Publication(event_id, "launch/photos", "post", f"Ảnh {marker}", "Nội dung.", media=tuple(photos[:2]))
+    sandbox.fault(endpoint="feed", method="POST", hang_after_s=2.0)  # the post exists; the answer is held
+    with pytest.raises(Transient):
+        publish_once(ledger, impatient, pub)
+    assert ledger.get(event_id, "fanpage", pub.key).status == UNKNOWN
+    [made] = sandbox.posts_with(marker)
+
+    outcome = publish_once(ledger, impatient, pub)  # the retry, at once
+
+    assert outcome.action == "reconciled" and outcome.ref.remote_id == made["id"]
+    assert len(sandbox.posts_with(marker)) == 1
+
+
+def test_twins_left_by_lost_attempts_are_deleted_and_the_earliest_kept(sandbox, fanpage, ledger, event_id, marker):
+    pub = Publication(event_id, "calendar/twins", "post", f"Sinh đôi {marker}", "Nội dung.")
+    earliest = fanpage.create_post(post_message(pub))  # two attempts that died before the ledger heard of them
+    fanpage.create_post(post_message(pub))
+    ledger.mark_pending(event_id, "fanpage", pub.key, pub.payload_hash())
+
+    outcome = publish_once(ledger, fanpage, pub)
+
+    assert outcome.action == "reconciled" and outcome.ref.remote_id == earliest
+    assert [p["id"] for p in sandbox.posts_with(marker)] == [earliest]
+
+
+def test_a_post_recorded_for_another_publication_is_never_taken_nor_deleted(sandbox, fanpage, ledger, event_id,
+                                                                           marker):
+    """Two calendar entries may carry the same text; each keeps its own post."""
+    monday = Publication(event_id, "calendar/monday", "post", f"Nhắc lịch {marker}", "8 giờ sáng.")
+    tuesday = Publication(event_id, "calendar/tuesday", "post", f"Nhắc lịch {marker}", "8 giờ sáng.")
+    first = publish_once(ledger, fanpage, monday)
+    ledger.mark_pending(event_id, "fanpage", tuesday.key, tuesday.payload_hash())  # an attempt that died early
+
+    second = publish_once(ledger, fanpage, tuesday)
+
+    assert second.action == "created" and second.ref.remote_id != first.ref.remote_id
+    assert {p["id"] for p in sandbox.posts_with(marker)} == {first.ref.remote_id, second.ref.remote_id}
+
+
+def test_two_attempts_at_once_make_one_post(sandbox, ledger, photos, event_id, marker):
+    pub = Publication(event_id, "launch/photos", "post", f"Cùng lúc {marker}", "Nội dung.", media=(photos[0],))
+    start, outcomes = threading.Barrier(4), []
+
+    def attempt():
+        start.wait()
+        outcomes.append(publish_once(ledger, sandbox.channel(), pub, wait_s=120))
+
+    threads = [threading.Thread(target=attempt) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=180)
+
+    assert sorted(o.action for o in outcomes) == ["created", "existing", "existing", "existing"]
+    assert len(sandbox.posts_with(marker)) == 1
+    assert ledger.get(event_id, "fanpage", pub.key).attempts == 1

@@ -74,3 +74,28 @@ def test_admin_controls_need_the_app_secret(sandbox):
                                  timeout=10)
         assert response.status_code == 401
     assert sandbox.knobs()["expired"] is False
+
+
+def test_a_repeated_message_is_accepted_by_default_as_meta_does_not_promise_to_refuse_it(sandbox):
+    """No safety net the real Graph does not promise: exactly-once must hold without a #506 refusal."""
+    auth = {"Authorization": f"OAuth {sandbox.token}"}
+    message = f"Lặp lại {secrets.token_hex(6)}"
+    answers = [requests.post(f"{sandbox.base_url}/v25.0/{sandbox.page_id}/feed", data={"message": message},
+                             headers=auth, timeout=10) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200] and answers[0].json()["id"] != answers[1].json()["id"]
+    sandbox.knobs(duplicate_window_s=600)  # the opt-in knob, for the tests of Meta's #506 answer
+    refused = requests.post(f"{sandbox.base_url}/v25.0/{sandbox.page_id}/feed", data={"message": message},
+                            headers=auth, timeout=10)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == 506
+
+
+def test_a_call_held_open_after_the_work_still_does_the_work(sandbox):
+    auth = {"Authorization": f"OAuth {sandbox.token}"}
+    message = f"Giữ máy {secrets.token_hex(6)}"
+    sandbox.fault(endpoint="feed", method="POST", hang_after_s=3.0)
+    with contextlib.suppress(requests.Timeout):
+        requests.post(f"{sandbox.base_url}/v25.0/{sandbox.page_id}/feed", data={"message": message},
+                      headers=auth, timeout=(2, 0.5))
+    listed = requests.get(f"{sandbox.base_url}/v25.0/{sandbox.page_id}/posts", params={"fields": "message"},
+                          headers=auth, timeout=10).json()["data"]
+    assert [p["message"] for p in listed].count(message) == 1  # made before the client gave up
