@@ -4,17 +4,23 @@ Scheduled on the raw assets (no polling). One run takes every event queued since
 a few task-sized batches (`collect_batches`); the batches are processed side by side (`process_batch`), and the
 first one's task stays on for uploads that arrive meanwhile — a burst of photos becomes a stream through a few
 tasks instead of one run or task per photo. Reruns are no-ops for what is already processed or quarantined.
+
+A batch hit by storage being down fails and is retried with backoff; `bridgecast_ingest_sweep` (below) re-offers,
+every few minutes, whatever is still waiting after that — so an outage delays photos, never strands them.
 """
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import Asset, Param, dag, task
 
 from bridgecast.ingest.assets import (PROCESSED_PHOTOS_NAME, PROCESSED_PHOTOS_URI, RAW_KINDS, raw_asset_name,
                                       raw_asset_uri)
 
 RAW_ASSETS = [Asset(uri=raw_asset_uri(kind), name=raw_asset_name(kind)) for kind in RAW_KINDS]
 PROCESSED_PHOTOS = Asset(uri=PROCESSED_PHOTOS_URI, name=PROCESSED_PHOTOS_NAME)  # the staff form's photo list
+# The sweep: every few minutes, assets still `received` after STUCK_AFTER_MIN (a photo takes seconds, a long
+# video minutes — re-offering one still in work only costs a skipped duplicate) are announced again.
+SWEEP_EVERY_MIN, STUCK_AFTER_MIN = 5, 15
 
 
 @dag(
@@ -44,9 +50,12 @@ def bridgecast_ingest():
               f"in {len(batches)} batches")
         return batches
 
-    # Retried soon: while a task waits to retry, the next run waits too (max_active_runs=1).
-    @task(inlets=RAW_ASSETS, outlets=[PROCESSED_PHOTOS], queue="media", retries=2,
-          retry_delay=pendulum.duration(seconds=15), map_index_template="{{ batch_label }}")
+    # A batch fails only on what is not its files' fault (storage down, this machine): retried with backoff —
+    # 10, 20, 40, 80, 120, 120 s, so a storage outage of several minutes costs waiting, not photos. While a task
+    # waits to retry, the next run waits too (max_active_runs=1); what outlives the retries, the sweep re-offers.
+    @task(inlets=RAW_ASSETS, outlets=[PROCESSED_PHOTOS], queue="media", retries=6,
+          retry_delay=pendulum.duration(seconds=10), retry_exponential_backoff=2.0,
+          max_retry_delay=pendulum.duration(minutes=2), map_index_template="{{ batch_label }}")
     def process_batch(batch: list[dict], ti=None, dag_run=None, inlet_events=None) -> list[dict]:
         from airflow.sdk import get_current_context
 
@@ -74,3 +83,43 @@ def bridgecast_ingest():
 
 
 bridgecast_ingest()
+
+
+@dag(
+    dag_id="bridgecast_ingest_sweep",
+    schedule=pendulum.duration(minutes=SWEEP_EVERY_MIN),
+    start_date=pendulum.datetime(2020, 5, 1, tz="Asia/Ho_Chi_Minh"),
+    catchup=False,
+    max_active_runs=1,
+    params={"older_than_minutes": Param(STUCK_AFTER_MIN, type="number", minimum=0,
+                                        description="re-offer assets still 'received' after this many minutes")},
+    tags=["bridgecast"],
+    doc_md="""Re-offer what ingest left behind: every asset of the event whose manifest is still `received` and
+untouched for `older_than_minutes` (an outage that outlived the retries, an asset event no run took) is announced
+again on its raw asset, so `bridgecast_ingest` processes it. Safe to run any time: processed keys are
+content-addressed and a manifest reaches its final state once.""",
+)
+def bridgecast_ingest_sweep():
+    @task(retries=2, retry_delay=pendulum.duration(seconds=30))
+    def reoffer_stuck(params=None) -> int:
+        from datetime import timedelta
+
+        from bridgecast.airflow_api import AirflowAPI
+        from bridgecast.event import default_event_path, load_event
+        from bridgecast.ingest.processing import stuck_manifests
+        from bridgecast.storage import Storage
+
+        event = load_event(default_event_path())
+        stuck = stuck_manifests(Storage.from_connection(), event.id,
+                                timedelta(minutes=float(params["older_than_minutes"])))
+        api = AirflowAPI.from_connection()
+        for item in stuck:
+            print(f"re-offering {item['key']} (still received)")
+            api.create_asset_event(raw_asset_uri(item["kind"]), {**item, "reoffered": True})
+        print(f"{len(stuck)} assets re-offered")
+        return len(stuck)
+
+    reoffer_stuck()
+
+
+bridgecast_ingest_sweep()

@@ -146,3 +146,23 @@ class Storage:
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+# Codes an S3 service answers when it is overloaded, restarting or briefly inconsistent: the same request later
+# succeeds. Anything else with a 4xx status is about the request itself and fails the same way every time.
+_TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
+                    "InternalError", "ServiceUnavailable", "RequestLimitExceeded", "TooManyRequests", "503", "500"}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Would the same storage call succeed later? S3 unreachable, a 5xx or throttling answer, a connection reset
+    or timeout: yes (retry the task). NoSuchKey, AccessDenied, a bad request: no (it is about the object)."""
+    from botocore.exceptions import (ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError,
+                                     ReadTimeoutError, ResponseStreamingError)
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return _code(exc) in _TRANSIENT_CODES or status >= 500 or status == 429
+    return isinstance(exc, (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError,
+                            ResponseStreamingError, Urllib3Error, ConnectionError, TimeoutError))

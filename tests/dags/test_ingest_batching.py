@@ -135,4 +135,78 @@ def test_the_dag_is_scheduled_on_the_raw_assets_one_run_at_a_time():
     assert dag.max_active_runs == 1
     process = dag.get_task("process_batch")
     assert {a.uri for a in process.inlets} == {raw_asset_uri(k) for k in RAW_KINDS}  # the late-arrival feed
-    assert process.retries == 2 and process.retry_delay <= timedelta(seconds=30)
+    # A storage outage of a few minutes is outlived by the retries (backoff), not turned into stuck photos.
+    assert process.retries >= 5 and process.retry_delay <= timedelta(seconds=30)
+    assert process.retry_exponential_backoff and process.max_retry_delay >= timedelta(minutes=1)
+    waits = sum(min(process.retry_delay.total_seconds() * 2 ** n, process.max_retry_delay.total_seconds())
+                for n in range(process.retries))
+    assert waits >= 5 * 60
+
+
+def test_a_sweep_re_offers_stuck_assets_every_few_minutes():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags" / "bridgecast_ingest.py"))
+    sweep = bag.dags["bridgecast_ingest_sweep"]
+    assert sweep.timetable.delta <= timedelta(minutes=10) and sweep.max_active_runs == 1
+    assert 0 < sweep.params["older_than_minutes"] <= 30
+    assert [t.task_id for t in sweep.tasks] == ["reoffer_stuck"]
+
+
+# --- what fails a batch (retried by Airflow) and what only quarantines one file -------------------------------------
+def _client_error(code: str, status: int):
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                       "GetObject")
+
+
+def test_storage_outages_throttling_and_resets_are_transient_and_missing_or_refused_objects_are_not():
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+
+    from bridgecast.storage import is_transient
+
+    transient = [EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
+                 ConnectionClosedError(endpoint_url="http://127.0.0.1:1"),
+                 ReadTimeoutError(endpoint_url="http://127.0.0.1:1"), ConnectionResetError(104, "reset by peer"),
+                 _client_error("SlowDown", 503), _client_error("InternalError", 500),
+                 _client_error("ServiceUnavailable", 503), _client_error("Whatever", 502)]
+    permanent = [_client_error("NoSuchKey", 404), _client_error("AccessDenied", 403),
+                 _client_error("InvalidRequest", 400), ValueError("not storage")]
+    assert [is_transient(e) for e in transient] == [True] * len(transient)
+    assert [is_transient(e) for e in permanent] == [False] * len(permanent)
+
+
+def _unreachable_storage():
+    """A real S3 client aimed at a port nothing listens on: what the ingest sees while SeaweedFS is down."""
+    import socket
+
+    import boto3
+    from botocore.config import Config
+
+    from bridgecast.storage import Storage
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again when the probe goes: connections are refused
+    client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="test",
+                          config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=1))
+    return Storage(client, "bridgecast")
+
+
+def test_a_storage_outage_fails_the_batch_for_a_retry_and_stops_taking_more_work():
+    from bridgecast.event import load_event
+
+    media = load_event(Path(__file__).resolve().parents[2] / "config" / "event.yaml").media
+    storage = _unreachable_storage()
+    started = time.monotonic()
+    with pytest.raises(processing.IngestRetry) as failed:
+        processing.process_batch([_event(n) for n in range(40)], storage, media, workers=2)
+    single = time.monotonic()
+    with pytest.raises(processing.IngestRetry):
+        processing.process_batch([_event(0)], storage, media, workers=1)
+    one_failure = time.monotonic() - single
+    assert "40 of 40 assets not processed yet" in str(failed.value) and "EndpointConnectionError" in str(failed.value)
+    # The first failures stop the batch: the other photos wait for the retry, not each for the same timeouts.
+    assert single - started < 4 * one_failure + 1

@@ -132,3 +132,89 @@ def test_a_withdrawn_id_is_not_published_again(tmp_path):
     post = posts(tmp_path, entry("rut", "2020-05-23 08:00", "[fanpage]"))[0]
     plan = plan_calendar(EVENT, [post], [row(post, "fanpage", status=CANCELLED)], {}, NOW, WINDOW)
     assert actions(plan) == {("rut", "fanpage"): "done"} and plan.items() == []
+
+
+@pytest.mark.parametrize("status", ["expired"])
+def test_an_expired_post_stays_missed(tmp_path, status):
+    post = posts(tmp_path, entry("het-han", "2020-05-23 04:00", "[portal]"))[0]
+    plan = plan_calendar(EVENT, [post], [row(post, "portal", status=status, payload_hash="old")], {}, NOW, WINDOW)
+    assert actions(plan) == {("het-han", "portal"): "missed"} and plan.items() == []
+
+
+# --- the limit at the moment of the call: a retry hours after an outage never posts --------------------------------
+@pytest.fixture(scope="module")
+def portal(tmp_path_factory):
+    """The portal sandbox through its real entry point (a WordPress REST API on a free port)."""
+    import secrets
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    from devstack.sandboxes.smtp import free_port
+
+    root = tmp_path_factory.mktemp("portal")
+    password_file = root / "app-password"
+    password_file.write_text(secrets.token_urlsafe(24))
+    port = free_port()
+    env = {**{k: v for k, v in __import__("os").environ.items() if not k.startswith("AIRFLOW_CONN_")},
+           "PYTHONPATH": f"{REPO}:{REPO / 'plugins'}"}
+    proc = subprocess.Popen([sys.executable, "-m", "devstack.sandboxes.portal", "--host", "127.0.0.1", "--port",
+                             str(port), "--data", str(root / "data"), "--user", "bridgecast", "--app-password-file",
+                             str(password_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if requests.get(f"{url}/wp-json/", timeout=2).status_code == 200:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    from bridgecast.channels.portal import PortalChannel
+
+    yield PortalChannel(url, "bridgecast", password_file.read_text())
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("status", [None, PENDING, "unknown", FAILED])
+def test_a_post_past_its_late_limit_is_expired_and_told_whatever_its_ledger_row_says(tmp_path, portal, status):
+    from bridgecast.ledger import Ledger, publish_once
+    from bridgecast.posts import notices
+    from bridgecast.posts.publishing import NotAfter, PastLateLimit, expire
+
+    post = posts(tmp_path, entry(f"sau-su-co-{(status or 'moi').lower()}", "2020-05-23 04:00", "[portal]"))[0]
+    content = from_planned(post)  # 04:00 with a 2 h limit: the retry after the outage comes ~4 h late
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    pub = publication(EVENT, content, "portal", [])
+    if status is not None:  # the first try, at 04:00, hit the outage
+        ledger.mark_pending(EVENT.id, "portal", content.key, pub.payload_hash())
+        if status != PENDING:
+            ledger.mark(EVENT.id, "portal", content.key, status, "ConnectionError: portal unreachable")
+    told = []
+    notices.subscribe(told.append)
+    try:
+        with pytest.raises(PastLateLimit):
+            publish_once(ledger, NotAfter(portal, content.publish_at + content.late_limit), pub)
+        result = expire(EVENT, content, "portal", ledger=ledger, run_id="scheduled__test")
+    finally:
+        notices.unsubscribe(told.append)
+    assert portal.reconcile(pub, since=NOW - timedelta(days=1), exclude=frozenset()) is None  # nothing went out
+    assert result["action"] == "expired" and ledger.get(EVENT.id, "portal", content.key).status == "expired"
+    assert len(told) == 1 and "QUÁ GIỜ" in told[0].subject and content.title in told[0].body
+    again = plan_calendar(EVENT, [post], ledger.rows(EVENT.id), {}, datetime.now(timezone.utc), WINDOW)
+    assert again.items() == []  # and no later run tries again
+
+
+def test_a_post_within_its_late_limit_is_still_published_through_the_guard(tmp_path, portal):
+    from bridgecast.ledger import Ledger, publish_once
+    from bridgecast.posts.publishing import NotAfter
+
+    when = datetime.now(timezone.utc).astimezone(__import__("zoneinfo").ZoneInfo("Asia/Ho_Chi_Minh"))
+    post = posts(tmp_path, entry("kip-gio", f"{when - timedelta(minutes=30):%Y-%m-%d %H:%M}", "[portal]"))[0]
+    content = from_planned(post)
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    outcome = publish_once(ledger, NotAfter(portal, content.publish_at + content.late_limit),
+                           publication(EVENT, content, "portal", []))
+    assert outcome.action == "created" and outcome.row.status == PUBLISHED

@@ -4,9 +4,12 @@ Idempotent per asset: a manifest already `processed` or `quarantined` is left al
 asset events cost one S3 read each. Each asset is downloaded once into its own scratch folder (`source/`, its
 derivatives in `derived/`), hashed never (the gateway's SHA-256 names it), and each rendition uploaded once;
 everything that must outlive the task is in S3. A file at fault is quarantined with a reason the team can act on
-(Vietnamese, from media.team_message) and the technical detail for operators (`reason_detail`); a failure of this
-machine fails the task instead, to be retried. Long steps log throttled progress lines. Airflow-free except
-`linger_feed`, which reads the task context the DAG hands it.
+(Vietnamese, from media.team_message) and the technical detail for operators (`reason_detail`), and never fails
+the batch. A failure that is not the file's — S3 unreachable, throttling or 5xx, a connection reset, this machine —
+fails the batch (`IngestRetry`) once the rest is done, so Airflow retries it; the first such failure stops the batch
+taking more work, since the next items would wait out the same outage. What still slips through (retries
+exhausted, an event no run took) is re-offered by `stuck_manifests` (the sweep). Long steps log throttled progress
+lines. Airflow-free except `linger_feed`, which reads the task context the DAG hands it.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import logging
 import math
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,9 +26,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bridgecast.event import MediaSettings
-from bridgecast.manifest import PROCESSED, QUARANTINED, ManifestStore
-from bridgecast.objects import processed_key, quarantine_key
-from bridgecast.storage import Storage
+from bridgecast.manifest import PROCESSED, QUARANTINED, RECEIVED, ManifestStore
+from bridgecast.objects import is_manifest_key, manifest_prefix, processed_key, quarantine_key
+from bridgecast.storage import Storage, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,17 @@ LINGER_POLL_S, LINGER_IDLE_S, LINGER_MAX_S, LINGER_BACKLOG = 1.0, 5.0, 300.0, 4 
 EVENT_FIELDS = ("event", "point", "kind", "key", "sha256")  # what the gateway puts in every asset event
 # S3 transfers above this log their progress (a 12 MP photo is ~4 MB; a minute of phone video ~100 MB).
 PROGRESS_MIN_BYTES = 32 * 1024 * 1024
+
+
+class IngestRetry(RuntimeError):
+    """Some assets of the batch hit a failure that is not theirs (storage down, this machine): retry the task."""
+
+
+class RawObjectMissing(Exception):
+    """The manifest names a raw object that is not in storage (deleted by hand, a lost bucket): the file's fault."""
+
+    reason = "raw_missing"
+    team_message = "Tệp gốc không còn trong kho lưu trữ — hãy gửi lại tệp gốc từ máy"
 
 
 def photo_chunk(count: int) -> int:
@@ -84,6 +99,26 @@ def still_to_do(items: list[dict], storage: Storage, workers: int = 16) -> list[
     with ThreadPoolExecutor(workers) as pool:
         finished = list(pool.map(done, items))
     return [item for item, skip in zip(items, finished) if not skip]
+
+
+def stuck_manifests(storage: Storage, event_id: str, older_than: timedelta, now: datetime | None = None,
+                    workers: int = 16) -> list[dict]:
+    """The assets of `event_id` still `received` (never processed nor quarantined) whose manifest nobody wrote for
+    `older_than`, as asset-event extras (EVENT_FIELDS) to announce again. Re-offering is safe: processed keys
+    are content-addressed, written if absent, and the manifest moves to a final state once (conditional PUT)."""
+    now = now or datetime.now(timezone.utc)
+    old = [o["Key"] for o in storage.list_keys(manifest_prefix(event_id))
+           if is_manifest_key(o["Key"]) and now - o["LastModified"] >= older_than]
+
+    def waiting(key: str) -> dict | None:
+        manifest = storage.get_json(key)
+        if manifest.get("status") != RECEIVED:
+            return None
+        return {"event": manifest["event_id"], "point": manifest["point_id"], "kind": manifest["kind"],
+                "key": manifest["key"], "sha256": manifest["sha256"]}
+
+    with ThreadPoolExecutor(workers) as pool:
+        return [item for item in pool.map(waiting, old) if item]
 
 
 def batch_label(batch: list[dict]) -> str:
@@ -139,15 +174,20 @@ def process_batch(batch: list[dict], storage: Storage, policy: MediaSettings, *,
     instead of waiting for the next run, which only starts once this one has ended (max_active_runs=1)."""
     manifests = ManifestStore(storage)
     numbers = itertools.count()
+    failing = threading.Event()  # set by the first failure that is not a file's: take no more work
     with tempfile.TemporaryDirectory(prefix="bridgecast-ingest-") as tmp:
         def one(item: dict) -> dict:
+            if failing.is_set():  # storage is down: this one would wait out the same timeouts; the retry takes it
+                return {"key": item["key"], "status": "deferred"}
             t0 = time.monotonic()
             work = Path(tmp) / str(next(numbers))  # each asset its own directory: threads never share a file
             work.mkdir()
             try:
                 outcome = _process_one(item, work, storage, manifests, policy)
             except Exception as exc:  # S3, the manifest store or this machine failing: the task fails after the
-                log.exception("processing %s failed", item["key"])  # batch and is retried
+                failing.set()  # batch and is retried
+                kind = "transient storage error" if is_transient(exc) else "failure"
+                log.exception("processing %s failed (%s): the task is retried", item["key"], kind)
                 outcome = {"key": item["key"], "status": "error", "error": f"{type(exc).__name__}: {exc}"}
             finally:
                 shutil.rmtree(work, ignore_errors=True)  # a lingering task takes many videos: free each one's disk
@@ -161,21 +201,29 @@ def process_batch(batch: list[dict], storage: Storage, policy: MediaSettings, *,
         with ThreadPoolExecutor(workers) as pool:
             taken = [pool.submit(one, item) for item in batch]
             if feed is not None:
-                _linger(pool, one, taken, feed)
+                _linger(pool, one, taken, feed, stop=failing)
             results = [f.result() for f in taken]
         # What the batch cost this process (all threads), for sizing: compare with bench/media_photos.py.
         cpu = time.process_time() - cpu0
         log.info("batch done: %d assets in %.1f s, %.2f CPU-s (%.3f per asset)", len(results),
                  time.monotonic() - wall0, cpu, cpu / max(1, len(results)))
+        unfinished = [r for r in results if r["status"] in ("error", "deferred")]
+        if unfinished:
+            errors = sorted({r["error"] for r in unfinished if r.get("error")})
+            raise IngestRetry(f"{len(unfinished)} of {len(results)} assets not processed yet (not their files' "
+                              f"fault: {'; '.join(errors)[:500]}); the task is retried and skips what is done")
         return results
 
 
-def _linger(pool: ThreadPoolExecutor, one, taken: list, feed: EventFeed) -> None:
+def _linger(pool: ThreadPoolExecutor, one, taken: list, feed: EventFeed,
+            stop: threading.Event | None = None) -> None:
     """Feed new arrivals into `pool` whenever it has room (at most LINGER_BACKLOG waiting: the rest wait in
     Airflow, in arrival order). Ends when nothing came for LINGER_IDLE_S and all is done, or after
-    LINGER_MAX_S, so that runs still turn over and a long burst is spread over a new run's parallel batches."""
+    LINGER_MAX_S, so that runs still turn over and a long burst is spread over a new run's parallel batches, or as
+    soon as `stop` is set (storage is down: the task's retry takes the arrivals again)."""
+    stop = stop or threading.Event()
     started = last_new = time.monotonic()
-    while time.monotonic() - started < LINGER_MAX_S:
+    while time.monotonic() - started < LINGER_MAX_S and not stop.is_set():
         backlog = sum(not f.done() for f in taken)
         if backlog == 0 and time.monotonic() - last_new > LINGER_IDLE_S:
             return
@@ -199,8 +247,9 @@ def _process_one(item: dict, work: Path, storage: Storage, manifests: ManifestSt
 
     event_id, point_id, sha256 = item["event"], item["point"], item["sha256"]
     found = manifests.get_versioned(event_id, point_id, sha256)
-    if found is None:
-        return {"key": item["key"], "status": "error", "error": "no manifest: the gateway did not finish receiving"}
+    if found is None:  # not the gateway's (it writes the manifest before it announces): nothing to retry
+        log.warning("no manifest for %s: an asset event the gateway did not send; ignored", item["key"])
+        return {"key": item["key"], "status": "ignored", "reason": "no manifest"}
     manifest = found[0]
     if manifest["status"] in (PROCESSED, QUARANTINED):
         return {"key": item["key"], "status": manifest["status"], "skipped": True}
@@ -211,7 +260,10 @@ def _process_one(item: dict, work: Path, storage: Storage, manifests: ManifestSt
     source_dir.mkdir()
     derived.mkdir()
     src = source_dir / f"original{Path(item['key']).suffix.lower()}"
-    _download(storage, item, src, manifest.get("size"))
+    try:
+        _download(storage, item, src, manifest.get("size"))
+    except RawObjectMissing as exc:
+        return _quarantine(item, exc, found, storage, manifests, src, work)
     try:
         if item["kind"] == "photo":
             renditions, info = _photo(src, derived, storage, event_id, point_id, sha256, policy)
@@ -227,12 +279,20 @@ def _process_one(item: dict, work: Path, storage: Storage, manifests: ManifestSt
 
 def _download(storage: Storage, item: dict, dst: Path, size: int | None) -> None:
     """Fetch the raw object once. A photo (a few MB) is one GET without the multipart machinery's threads;
-    a video streams to disk, with progress lines when it is big enough to take a while."""
-    if item["kind"] == "photo":
-        dst.write_bytes(storage.get_bytes(item["key"]))
-        return
-    progress = _transfer_progress(f"downloading {item['key']}", size)
-    storage.download_file(item["key"], dst, progress=progress.transferred if progress else None)
+    a video streams to disk, with progress lines when it is big enough to take a while. A raw object that is not
+    there is RawObjectMissing (a permanent fault of this asset); storage being down is left to the caller."""
+    from botocore.exceptions import ClientError
+
+    try:
+        if item["kind"] == "photo":
+            dst.write_bytes(storage.get_bytes(item["key"]))
+            return
+        progress = _transfer_progress(f"downloading {item['key']}", size)
+        storage.download_file(item["key"], dst, progress=progress.transferred if progress else None)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            raise RawObjectMissing(f"raw object {item['key']} is not in storage") from exc
+        raise
 
 
 def _quarantine(item: dict, exc, found: tuple[dict, str], storage: Storage, manifests: ManifestStore,
@@ -255,6 +315,8 @@ def quarantine_reason(original_name: str, exc) -> str:
     (media.team_message: one table for every photo, video and ffmpeg failure)."""
     import media
 
+    if isinstance(exc, RawObjectMissing):
+        return f"{original_name}: {exc.team_message}"
     return f"{original_name}: {media.team_message(exc)}"
 
 

@@ -7,7 +7,9 @@ Per post and channel, exactly one of:
              (Facebook publishes it to the minute; removing it from the calendar deletes the scheduled post)
   update     published, but the text (or time, link…) in the calendar changed → an update, never a second post
   approval   `approval_required`: handed to bridgecast_schedule_post's approval step (3 days ahead at most)
-  missed     never went out and is later than its `late_limit_minutes`: reported, not posted
+  missed     never went out and is later than its `late_limit_minutes`: reported, not posted. An attempt in
+             doubt (pending, unknown, claimed) past the limit is still handed to `publish`, only to reconcile: it
+             may have gone out; if it has not, publishing marks it `expired` and tells staff — never creates it late
   done/later nothing to do now
 and for ledger rows whose post (or channel) left the calendar: `withdraw` when it has not gone out.
 """
@@ -23,6 +25,7 @@ CALENDAR_PREFIX = "calendar/"
 FANPAGE_MIN_LEAD = timedelta(minutes=15)  # Facebook's 10-minute minimum plus room for this run to get there
 FANPAGE_MAX_LEAD = timedelta(days=29)  # Facebook's 30 days, minus a day of margin
 APPROVAL_LEAD = timedelta(days=3)  # how early an approval is asked for a calendar post that needs one
+EXPIRED = "expired"  # ledger status: not published because its late_limit had passed (posts.publishing)
 
 
 ACTION_LABELS = {"publish": "đăng", "schedule": "hẹn giờ fanpage", "update": "cập nhật", "withdraw": "rút bài",
@@ -93,6 +96,8 @@ def _decide(event, content: PostContent, channel: str, row, frozen, now: datetim
             window: timedelta) -> tuple[str, str]:
     if row is not None and row.status == CANCELLED:
         return "done", "withdrawn earlier: a withdrawn id is never reused — give the post a new id"
+    if row is not None and row.status == EXPIRED:
+        return "missed", "expired: its late_limit had passed before it could go out — not posted"
     if row is not None and row.status == PUBLISHED:
         if not content.media.empty and frozen is None:
             return "done", "published; its media record is missing, so edits cannot be compared"
@@ -108,7 +113,10 @@ def _decide(event, content: PostContent, channel: str, row, frozen, now: datetim
             return "done", "needs approval and its time has passed without one"
         return "later", "needs approval; asked 3 days ahead"
     late_limit = content.late_limit
-    if not attempted and late_limit is not None and now - content.publish_at > late_limit:
+    if late_limit is not None and now - content.publish_at > late_limit:
+        if attempted:  # an earlier attempt may have reached the channel: find out, never post it now
+            return "publish", (f"past its late_limit ({late_limit.total_seconds() / 60:.0f} min) after an attempt in "
+                               "doubt: checked on the channel, expired if it is not there")
         return "missed", (f"not published and more than {late_limit.total_seconds() / 60:.0f} min late "
                           "(late_limit_minutes): not posted any more")
     if channel == "fanpage" and not attempted and can_schedule_on_fanpage(content, now):

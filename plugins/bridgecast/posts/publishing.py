@@ -18,9 +18,11 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from bridgecast.channels.base import PolicyBlocked
 from bridgecast.ledger import CANCELLED, PUBLISHED, Ledger, cancel_once, publish_once
-from bridgecast.posts.content import PostContent, parse_utc, publication
+from bridgecast.posts.content import PostContent, local_text, parse_utc, publication
 from bridgecast.posts.media import artefact_key
+from bridgecast.posts.planner import EXPIRED
 from bridgecast.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -81,19 +83,69 @@ def outcome_dict(outcome, content: PostContent, channel: str) -> dict:
             "late_s": round(late, 3) if late is not None else None}
 
 
+class PastLateLimit(PolicyBlocked):
+    """The post's `late_limit` has passed: it must not be created any more (raised before anything is sent)."""
+
+
+class NotAfter:
+    """`channel`, except that creating a post after `deadline` raises PastLateLimit instead of sending it.
+
+    The one check that sees every row state: the ledger calls `publish` only once it has reconciled an earlier
+    attempt in doubt (pending, unknown) and found nothing, so a post that did go out is recorded, and one that did
+    not is never created late — whether the first try hit an outage, a retry came hours later or a wait ran long.
+    Everything else (reconcile, update, delete…) is the channel's own."""
+
+    def __init__(self, channel, deadline: datetime):
+        self._channel, self.deadline = channel, deadline
+
+    def __getattr__(self, name):
+        return getattr(self._channel, name)
+
+    def publish(self, pub):
+        if datetime.now(timezone.utc) > self.deadline:
+            raise PastLateLimit(self._channel.name, f"{pub.key}: past its late limit ({self.deadline.isoformat()}); "
+                                                    "not published")
+        return self._channel.publish(pub)
+
+
 def publish_content(event, content: PostContent, channel_name: str, media: list[dict], paths: dict[str, str], *,
-                    ledger: Ledger, channel, storage: Storage) -> dict:
+                    ledger: Ledger, channel, storage: Storage, run_id: str | None = None) -> dict:
     pub = publication(event, content, channel_name, media, paths)
     save_snapshot(storage, event.id, content, media)
+    if content.late_limit is not None:
+        channel = NotAfter(channel, content.publish_at + content.late_limit)
     with publication_lock(ledger, event.id, channel_name, content.key):
         called_at = datetime.now(timezone.utc)
-        outcome = publish_once(ledger, channel, pub)
+        try:
+            outcome = publish_once(ledger, channel, pub)
+        except PastLateLimit:
+            return expire(event, content, channel_name, ledger=ledger, run_id=run_id)
     result = outcome_dict(outcome, content, channel_name)
     # `call_late_s`: when the call to the channel left, against the minute (the precision of our timing);
     # `late_s`: when the channel had answered (adds uploads and the channel's own time).
     result["call_late_s"] = round((called_at - content.publish_at).total_seconds(), 3)
     log.info("%s '%s': %s (%s)", channel_name, content.label, outcome.action, result["url"] or result["remote_id"])
     return result
+
+
+def expire(event, content: PostContent, channel_name: str, *, ledger: Ledger, run_id: str | None) -> dict:
+    """Mark the publication `expired` (the plan reports it as missed from now on) and tell staff."""
+    from bridgecast.posts.content import CHANNEL_LABELS
+    from bridgecast.posts.notices import outcome_reported
+
+    limit_min = content.late_limit.total_seconds() / 60
+    why = (f"quá {limit_min:.0f} phút sau giờ đăng ({content.publish_at_words}) mà bài chưa lên được "
+           f"{CHANNEL_LABELS.get(channel_name, channel_name)}, nên không đăng nữa (late_limit_minutes)")
+    ledger.mark(event.id, channel_name, content.key, EXPIRED, why)
+    log.error("%s '%s' expired: %s", channel_name, content.label, why)
+    outcome_reported(content, outcome="late", outcome_text="QUÁ GIỜ — không đăng", run_id=run_id or "",
+                     lines=[f"Bài «{content.title}» — QUÁ GIỜ, không đăng trên "
+                            f"{CHANNEL_LABELS.get(channel_name, channel_name)}.",
+                            f"Giờ đăng: {content.publish_at_words}; hạn chót: "
+                            f"{local_text(content.publish_at + content.late_limit)}.",
+                            "Nếu vẫn cần đăng, hãy thêm bài với id mới và giờ đăng mới."])
+    return {"key": content.key, "label": content.label, "channel": channel_name, "action": "expired",
+            "status": EXPIRED, "publish_at": content.publish_at.isoformat(), "reason": why}
 
 
 def is_out(row, now: datetime | None = None) -> bool:

@@ -267,7 +267,8 @@ def publish_item(item: dict, *, mode: str = "at_time") -> dict:
         if mode == "at_time":
             _sleep_until(content.publish_at)
         return publish_content(event, content, channel_name, media, paths, ledger=ledger,
-                               channel=channels[channel_name], storage=storage)
+                               channel=channels[channel_name], storage=storage,
+                               run_id=os.environ.get("AIRFLOW_CTX_DAG_RUN_ID"))
 
 
 def withdraw_item(item: dict) -> dict:
@@ -395,10 +396,10 @@ def _preview_photo(storage, event, key: str) -> dict:
 
 OUTCOME_VI = {"published": "ĐÃ ĐĂNG", "rejected": "BỊ TỪ CHỐI — không đăng", "expired": "HẾT HẠN DUYỆT — không đăng",
               "failed": "LỖI — chưa đăng đủ kênh", "invalid": "BIỂU MẪU KHÔNG HỢP LỆ — không đăng",
-              "withdrawn": "ĐÃ RÚT khỏi lịch — không đăng"}
+              "withdrawn": "ĐÃ RÚT khỏi lịch — không đăng", "late": "QUÁ GIỜ — không đăng"}
 DECISION_VI = {"approved": "đã duyệt", "rejected": "bị từ chối", "expired": "hết hạn, chưa ai duyệt"}
 STATUS_VI = {"published": "đã đăng", "pending": "đang đăng", "unknown": "chưa rõ (đang đối chiếu)",
-             "failed": "lỗi", "cancelled": "đã rút"}
+             "failed": "lỗi", "cancelled": "đã rút", "expired": "quá giờ, không đăng"}
 
 
 def notify_staff(post: dict | None, decision: dict | None, results, run_id: str) -> dict:
@@ -430,6 +431,8 @@ def notify_staff(post: dict | None, decision: dict | None, results, run_id: str)
         outcome = decided
     elif any(r.get("action") == "cancelled" for r in results):
         outcome = "withdrawn"
+    elif any(r.get("action") == "expired" for r in results):
+        outcome = "late"  # past its late_limit (posts.publishing.expire): nothing more will go out
     elif decided == "approved" and all(c["status"] == PUBLISHED for c in channels.values()):
         outcome = "published"
     else:
@@ -452,6 +455,6 @@ def notify_staff(post: dict | None, decision: dict | None, results, run_id: str)
                       content_type="text/markdown; charset=utf-8")
     print(json.dumps(report, ensure_ascii=False, indent=1))
     print(text)  # last: the UI opens a log at its end, so staff read this first
-    if outcome in ("expired", "failed"):
+    if outcome in ("expired", "failed", "late"):
         _fail(f"{text}\n(Thông báo cho người gửi bài / staff notice: {outcome})")
     return report
