@@ -28,6 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from bridgecast.text import fold_ascii
+from devstack.sandboxes.faults import FaultRules
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ class PortalState:
         return f"{slug}-{suffix}"
 
 
-class Faults:
+class Faults(FaultRules):
     """Injected failures: each rule fires for the next `count` matching calls.
 
     mode "before": answer 500 without doing anything; "after": do the work, then answer 500 (the client cannot tell
@@ -205,35 +206,17 @@ class Faults:
     variable BRIDGECAST_PORTAL_FAULTS (a JSON list), e.g. `[{"mode": "after", "methods": ["POST"], "count": 1,
     "path_prefix": "/wp-json/wp/v2/posts"}]`."""
 
-    def __init__(self, rules: list[dict] | None = None):
-        self.lock = threading.Lock()
-        self.rules: list[dict] = []
-        for rule in rules or []:
-            self.add(rule)
-
-    def add(self, rule: dict) -> dict:
+    def parse(self, rule: dict) -> dict:
         rule = {"count": int(rule.get("count", 1)), "mode": rule.get("mode", "before"),
                 "status": int(rule.get("status", 500)), "hang_s": float(rule.get("hang_s", 30.0)),
                 "methods": [m.upper() for m in rule.get("methods", [])],
                 "path_prefix": rule.get("path_prefix", "/wp-json/"), "json": bool(rule.get("json", False))}
         if rule["mode"] not in ("before", "after", "hang", "hang_after"):
             raise ValueError("mode must be before, after, hang or hang_after")
-        with self.lock:
-            self.rules.append(rule)
         return rule
 
-    def take(self, method: str, path: str) -> dict | None:
-        with self.lock:
-            for rule in self.rules:
-                if rule["count"] > 0 and path.startswith(rule["path_prefix"]) and (
-                        not rule["methods"] or method in rule["methods"]):
-                    rule["count"] -= 1
-                    return dict(rule)
-        return None
-
-    def clear(self) -> None:
-        with self.lock:
-            self.rules.clear()
+    def matches(self, rule: dict, method: str, path: str) -> bool:
+        return path.startswith(rule["path_prefix"]) and (not rule["methods"] or method in rule["methods"])
 
 
 class FaultMiddleware:
@@ -600,6 +583,19 @@ def create_app(data_dir: str | os.PathLike, user: str, app_password: str, *, tim
             post["slug"] = state.unique_slug(sanitize_title(post["title"]) or str(post["id"]), post["id"], "post")
         post["modified_gmt"] = _iso(current)
 
+    def listing(request: Request, items: list[dict], query: dict, searched: tuple[str, ...]):
+        """A collection answer as WordPress gives it: slug/include/search filters, newest first, paginated."""
+        if query["slug"]:
+            items = [p for p in items if p["slug"] in query["slug"]]
+        if query["include"]:
+            items = [p for p in items if p["id"] in query["include"]]
+        if query["search"]:
+            needle = query["search"].casefold()
+            items = [p for p in items if any(needle in p[field].casefold() for field in searched)]
+        items.sort(key=lambda p: (p["date_gmt"], p["id"]), reverse=True)
+        root = base(request)
+        return paginate(items, query, lambda p: post_json(p, root, query["edit"]))
+
     @app.get("/wp-json/wp/v2/posts")
     async def list_posts(request: Request):
         who = current_user(request)
@@ -607,16 +603,7 @@ def create_app(data_dir: str | os.PathLike, user: str, app_password: str, *, tim
                                   edit_code="Sorry, you are not allowed to edit posts in this post type.")
         statuses = set(STATUSES) if "any" in query["status"] else set(query["status"])
         items = [p for p in state.posts.values() if p["type"] == "post" and p["status"] in statuses]
-        if query["slug"]:
-            items = [p for p in items if p["slug"] in query["slug"]]
-        if query["include"]:
-            items = [p for p in items if p["id"] in query["include"]]
-        if query["search"]:
-            needle = query["search"].casefold()
-            items = [p for p in items if needle in p["title"].casefold() or needle in p["content"].casefold()]
-        items.sort(key=lambda p: (p["date_gmt"], p["id"]), reverse=True)
-        root = base(request)
-        return paginate(items, query, lambda p: post_json(p, root, query["edit"]))
+        return listing(request, items, query, ("title", "content"))
 
     @app.get("/wp-json/wp/v2/posts/{post_id}")
     async def get_post(post_id: int, request: Request):
@@ -812,16 +799,7 @@ def create_app(data_dir: str | os.PathLike, user: str, app_password: str, *, tim
         query = collection_params(request, who, statuses=False,
                                   edit_code="Sorry, you are not allowed to edit posts in this post type.")
         items = [p for p in state.posts.values() if p["type"] == "attachment"]
-        if query["slug"]:
-            items = [p for p in items if p["slug"] in query["slug"]]
-        if query["include"]:
-            items = [p for p in items if p["id"] in query["include"]]
-        if query["search"]:
-            needle = query["search"].casefold()
-            items = [p for p in items if needle in p["title"].casefold()]
-        items.sort(key=lambda p: (p["date_gmt"], p["id"]), reverse=True)
-        root = base(request)
-        return paginate(items, query, lambda p: post_json(p, root, query["edit"]))
+        return listing(request, items, query, ("title",))
 
     @app.get("/wp-json/wp/v2/media/{media_id}")
     async def get_media(media_id: int, request: Request):
