@@ -21,6 +21,7 @@ from airflow.sdk import dag, task
 # decoder requires, so the dag-processor fails with "Failed to serialize DAG" (tests/dags checks the round trip).
 from airflow.timetables.events import EventsTimetable
 
+from bridgecast.alerts.mail import TaskFailedNotifier
 from bridgecast.event import default_event_path, load_event
 
 EVENT = load_event(default_event_path())
@@ -70,10 +71,11 @@ def bridgecast_launch():
     preflight = report_preflight(plan, check_stream.partial(plan=plan).expand(point=points), channels)
 
     # --- T-30: live setup (all_done from here on: each stage starts at its time whatever failed before) -----------
-    @task
+    @task(on_failure_callback=TaskFailedNotifier("không tạo được video trực tiếp trên fanpage"))
     def create_live_video(plan: dict) -> dict:
         return launch("live").create_live_video(plan)
-    @task(queue="live")  # event-long: on the live queue (a Celery slot of its own), never a media slot
+    # event-long: on the live queue (a Celery slot of its own), never a media slot; a failure is mailed once
+    @task(queue="live", on_failure_callback=TaskFailedNotifier("fanpage không nhận được tín hiệu chương trình"))
     def relay_program_feed(plan: dict, live: dict) -> dict:
         return launch("live").relay_program_feed(plan, live)
 
@@ -81,8 +83,15 @@ def bridgecast_launch():
     [plan, preflight] >> wait_until("wait_for_live_setup", "live_setup_at", trigger_rule="all_done") >> live
     relay = relay_program_feed(plan, live)
 
+    # --- T-5: the second go/no-go (each point as the ingest sees it now; the launch DAG armed) ------------------
+    @task(trigger_rule="all_done")
+    def final_check(plan: dict) -> dict:
+        return launch("preflight").final_check(plan)
+    [plan, live] >> wait_until("wait_for_final_check", "final_check_at", trigger_rule="all_done") >> \
+        final_check(plan)
+
     # --- T0: the wait wakes 20 s early, go_live sleeps the rest precisely; the points go live even without a live
-    @task
+    @task(on_failure_callback=TaskFailedNotifier("fanpage không lên sóng đúng giờ G"))
     def go_live(plan: dict, live: dict) -> dict:
         return launch("live").go_live(plan, live)
     @task(queue="live")  # event-long, like the relay

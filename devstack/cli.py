@@ -3,6 +3,7 @@
     ./bridgecast up | down | status          the embedded stack (`up --executor celery`: Redis + 2 Celery workers)
     ./bridgecast config check FILE...        validate event files (exit 1 with every problem listed)
     ./bridgecast keys show|revoke ...        per-point stream keys and upload links
+    ./bridgecast arm [--event FILE]          validate the event, unpause the launch DAG, show when it runs
     ./bridgecast wiring                      run the wiring DAG through the scheduler
 """
 from __future__ import annotations
@@ -109,6 +110,22 @@ def cmd_rehearsal(args) -> int:
     return 0 if run(_stack(args), main_options(args)).ok else 1
 
 
+def cmd_arm(args) -> int:
+    """Validate the event, unpause bridgecast_launch and say when Airflow will run it (bridgecast.launch.arming)."""
+    from bridgecast.launch.arming import arm
+
+    stack = _stack(args)
+    try:
+        armed = arm(args.event or default_event_path(), _api(stack))
+    except EventConfigError as exc:
+        print(f"✗ {exc.source}: {len(exc.problems)} problem(s) — not armed", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(armed.describe())
+    return 0 if armed.next_run_at else 2
+
+
 def cmd_keys_show(args) -> int:
     from devstack.stack.layout import Layout
     from bridgecast.ingest.keys import issue_point_keys
@@ -148,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop what `up` started").set_defaults(func=cmd_down)
     sub.add_parser("status", help="which services run").set_defaults(func=cmd_status)
+    arm_cmd = sub.add_parser("arm", help="validate the event, unpause bridgecast_launch, show when it will run")
+    arm_cmd.add_argument("--event", help="event file (default: config/event.yaml or $BRIDGECAST_EVENT); it must be "
+                                         "the file the dag-processor reads")
+    arm_cmd.set_defaults(func=cmd_arm)
     sub.add_parser("wiring", help="stack up + run the wiring DAG through the scheduler").set_defaults(func=cmd_wiring)
     rehearsal = sub.add_parser("rehearsal", help="the main job: a full launch dress rehearsal on the embedded stack")
     rehearsal.add_argument("--points", type=int, default=64, help="connection points to stream (default 64)")

@@ -49,6 +49,8 @@ class RehearsalOptions:
     drop_point: str | None = None  # stops streaming in the middle of the event
     photos_per_team: int = 3
     timeout_min: float = 30.0
+    kill_program_at_s: float | None = None  # the program feed stops this long after T0 (the slate must take over)
+    program_back_after_s: float = 20.0  # … and comes back this long after
 
 
 def say(text: str) -> None:
@@ -288,11 +290,12 @@ def run(stack: Stack, opts: RehearsalOptions) -> "RehearsalResult":
     titles = {d.label: d.title(event) for d in expected}
     counts = count_on_channels(stack, event, expected)
     wall = time.monotonic() - wall0
-    checks = _checks(summary, counts, opts, run_state, wall)
+    figures = measure_live_path(stack, storage, event, opts, result.get("moments", {}))
+    checks = _checks(summary, counts, opts, run_state, wall) + figures["checks"]
     _report(checks, result, stack, run_id, work)
     _print_login(stack)
     return RehearsalResult(event_id=event.id, run_id=run_id, titles=titles, summary=summary, counts=counts,
-                           checks=checks, wall_s=wall, photos=result.get("photos", {}))
+                           checks=checks, wall_s=wall, photos=result.get("photos", {}), figures=figures)
 
 
 @dataclass
@@ -305,6 +308,7 @@ class RehearsalResult:
     checks: list  # (name, passed, detail)
     wall_s: float
     photos: dict
+    figures: dict = None  # the live path's measured figures (measure_live_path)
 
     @property
     def ok(self) -> bool:
@@ -319,7 +323,8 @@ def _drive(api, run_id: str, event, opts: RehearsalOptions, publishers: Publishe
     t0, end = event.start, event.end
     middle = t0 + (end - t0) / 2
     deadline = time.monotonic() + opts.timeout_min * 60
-    done = {"photos": False, "late": False, "drop": False, "end": False}
+    done = {"photos": False, "late": False, "drop": False, "end": False, "kill": False, "back": False}
+    moments: dict[str, datetime] = {}  # when the rehearsal itself started/stopped publishers (publisher's side)
     photos = {}
     last_states: dict[str, str] = {}
     while True:
@@ -332,11 +337,25 @@ def _drive(api, run_id: str, event, opts: RehearsalOptions, publishers: Publishe
         if opts.late_point and not done["late"] and now >= t0 + timedelta(seconds=30):
             done["late"] = True
             publishers.start(opts.late_point)
+            moments["late_started"] = datetime.now(timezone.utc)
             say(f"late point {opts.late_point} starts streaming")
         if opts.drop_point and not done["drop"] and now >= middle:
             done["drop"] = True
             publishers.stop(opts.drop_point)
+            moments["drop_stopped"] = datetime.now(timezone.utc)
             say(f"point {opts.drop_point} drops off")
+        kill_at = t0 + timedelta(seconds=opts.kill_program_at_s) if opts.kill_program_at_s is not None else None
+        if kill_at and not done["kill"] and now >= kill_at:
+            done["kill"] = True
+            publishers.stop(event.program_point)
+            moments["program_killed"] = datetime.now(timezone.utc)
+            say(f"program feed {event.program_point} killed (T0+{opts.kill_program_at_s:g} s)")
+        if kill_at and done["kill"] and not done["back"] and now >= kill_at + timedelta(
+                seconds=opts.program_back_after_s):
+            done["back"] = True
+            publishers.start(event.program_point)
+            moments["program_back"] = datetime.now(timezone.utc)
+            say(f"program feed {event.program_point} back")
         if not done["end"] and now >= end:
             done["end"] = True
             publishers.stop_all()
@@ -349,11 +368,107 @@ def _drive(api, run_id: str, event, opts: RehearsalOptions, publishers: Publishe
                 say(f"  {task}: {state}")
         last_states = states
         if run["state"] in ("success", "failed"):
-            return {"state": run["state"], "photos": photos}
+            return {"state": run["state"], "photos": photos, "moments": moments}
         if time.monotonic() > deadline:
             say(f"timed out after {opts.timeout_min:g} min waiting for the run")
-            return {"state": "timeout", "photos": photos}
-        time.sleep(3)
+            return {"state": "timeout", "photos": photos, "moments": moments}
+        time.sleep(1 if kill_at and not done["back"] else 3)
+
+
+# --- the live path, measured from the publishers' side and at the fanpage sandbox -----------------------------------
+def measure_live_path(stack: Stack, storage, event, opts: RehearsalOptions, moments: dict) -> dict:
+    """T0 → the sandbox's live on air with program frames; detection latency of the late point and of the drop
+    (publisher started/stopped by this rehearsal → the monitor's record); slate on the live after the program feed
+    was killed (a new sender at the sandbox, checked by a frame of its recording against the rendered slate)."""
+    from bridgecast.objects import launch_key
+
+    live = _sandbox_live(stack, storage, event)
+    t0 = event.start.timestamp()
+    figures: dict = {"checks": []}
+    started = live.get("broadcast_started_at") if live else None
+    figures["t0_to_program_frames_s"] = round(started - t0, 3) if started else None
+    figures["checks"].append(("T0 → program frames on the fanpage live ≤ 5 s",
+                              started is not None and started - t0 <= 5, f"{figures['t0_to_program_frames_s']} s"))
+    monitor = storage.get_json(launch_key(event.id, "monitor.json")).get("points", {}) \
+        if storage.exists(launch_key(event.id, "monitor.json")) else {}
+    if "late_started" in moments and opts.late_point:
+        seen = (monitor.get(opts.late_point) or {}).get("live_detected_at")
+        late = (datetime.fromisoformat(seen) - moments["late_started"]).total_seconds() if seen else None
+        figures["late_detection_s"] = round(late, 3) if late is not None else None
+        figures["checks"].append((f"late point {opts.late_point} detected ≤ 10 s after it started",
+                                  late is not None and late <= 10, f"{figures['late_detection_s']} s"))
+    if "drop_stopped" in moments and opts.drop_point:
+        drops = [e["at"] for e in (monitor.get(opts.drop_point) or {}).get("events", []) if e["what"] == "dropped"]
+        lag = (datetime.fromisoformat(drops[0]) - moments["drop_stopped"]).total_seconds() if drops else None
+        figures["drop_detection_s"] = round(lag, 3) if lag is not None else None
+        figures["checks"].append((f"drop of {opts.drop_point} detected ≤ 10 s after it stopped",
+                                  lag is not None and lag <= 10, f"{figures['drop_detection_s']} s"))
+    if "program_killed" in moments:
+        killed = moments["program_killed"].timestamp()
+        after = [t for t in (live or {}).get("publish_sessions", []) if t > killed]
+        figures["slate_after_kill_s"] = round(after[0] - killed, 3) if after else None
+        figures["slate_frame_matches"] = slate_on_recording(stack, event, live, killed)
+        figures["checks"].append(("slate on the live ≤ 10 s after the program feed was killed",
+                                  bool(after) and after[0] - killed <= 10 and figures["slate_frame_matches"],
+                                  f"{figures['slate_after_kill_s']} s; recorded frame is the slate: "
+                                  f"{figures['slate_frame_matches']}"))
+    return figures
+
+
+def _sandbox_live(stack: Stack, storage, event) -> dict | None:
+    from bridgecast.objects import launch_key
+
+    go_live = storage.get_json(launch_key(event.id, "go-live.json")) if storage.exists(
+        launch_key(event.id, "go-live.json")) else None
+    ledger_live = _live_video_id(event)
+    if not ledger_live:
+        return None
+    resp = requests.get(f"http://127.0.0.1:{stack.layout.ports.fanpage}/_sandbox/objects/{ledger_live}",
+                        headers={"Authorization": f"Bearer {stack.secrets['fanpage_app_secret']}"}, timeout=10)
+    return resp.json() if resp.ok else (go_live or None)
+
+
+def _live_video_id(event) -> str | None:
+    from bridgecast.launch import publications
+    from bridgecast.ledger import Ledger
+
+    for row in Ledger().rows(event.id):
+        if row.pub_key == publications.LIVE_VIDEO.key and row.remote_id:
+            return row.remote_id
+    return None
+
+
+def slate_on_recording(stack: Stack, event, live: dict | None, killed_at: float) -> bool:
+    """The sandbox's recording of the sender that started after the kill shows the slate: one of its frames,
+    against the first frame of the slate rendered as the launch renders it (mean pixel difference)."""
+    import tempfile
+
+    from PIL import Image, ImageChops, ImageStat
+
+    from bridgecast.launch.program import render_slate
+
+    root = stack.layout.recordings / "fblive"
+    # the files written since the kill: the program relay's last one (closed then), the slate's, the program's again
+    files = [f for f in root.glob(f"{(live or {}).get('id', '-')}*.flv") if f.stat().st_mtime > killed_at]
+    if not files:
+        return False
+
+    def frame(src: Path, out: Path):
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", "0.5", "-i", str(src), "-frames:v", "1", str(out)],
+                       check=False, timeout=60)
+        return Image.open(out).convert("L").resize((320, 180)) if out.exists() else None
+
+    with tempfile.TemporaryDirectory(prefix="slate-check-") as tmp:
+        reference = frame(render_slate(Path(tmp) / "slate.mp4", event.short_title), Path(tmp) / "slate.png")
+        for i, recorded in enumerate(files):
+            picture = frame(recorded, Path(tmp) / f"recorded-{i}.png")
+            if reference is None or picture is None:
+                continue
+            diff = ImageStat.Stat(ImageChops.difference(reference, picture)).mean[0]
+            say(f"slate check: {recorded.name} vs the rendered slate, mean difference {diff:.1f}/255")
+            if diff < 12:
+                return True
+    return False
 
 
 def _task_progress(api, run_id: str) -> dict[str, str]:

@@ -41,6 +41,14 @@ def build_relay_argv(input_url: str, output_url: str, transcode: bool, profile: 
     return ffmpeg.compile(out)
 
 
+def build_slate_argv(slate_path: str, output_url: str) -> list[str]:
+    """ffmpeg argv that sends a pre-rendered, house-profile slate (a short MP4 card) to the live output, looped in
+    real time by stream copy: the fallback while the program feed is missing (no encode: ~0 CPU)."""
+    source = ffmpeg.input(str(slate_path), re=None, stream_loop=-1)
+    out = ffmpeg.output(source.video, source.audio, output_url, f="flv", flvflags="no_duration_filesize", c="copy")
+    return ffmpeg.compile(out)
+
+
 @dataclass(frozen=True)
 class RelayHealth:
     state: RelayState
@@ -62,8 +70,10 @@ class RelaySupervisor:
 
     def __init__(self, input_url: str, output_url: str, *, transcode: bool = False, profile: HouseProfile = HOUSE,
                  rw_timeout_s: float = 5.0, backoff_initial_s: float = 1.0, backoff_max_s: float = 30.0,
-                 healthy_after_s: float = 30.0, on_event: Callable[[str], None] | None = None):
-        self.argv = build_relay_argv(input_url, output_url, transcode, profile, rw_timeout_s=rw_timeout_s)
+                 healthy_after_s: float = 30.0, on_event: Callable[[str], None] | None = None,
+                 argv: list[str] | None = None):
+        # `argv`: another sender to the same output under the same supervision (the slate: build_slate_argv)
+        self.argv = argv or build_relay_argv(input_url, output_url, transcode, profile, rw_timeout_s=rw_timeout_s)
         # ffmpeg names its output URL when it fails, and that URL carries the fanpage's stream key: everything the
         # supervisor reports (last_error, events, repr) goes through `_redact` with the URL's secret parts.
         self._secrets = url_secrets(output_url)

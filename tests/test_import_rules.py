@@ -7,8 +7,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PRODUCT = REPO / "plugins" / "bridgecast"
-# The publishing layer every feature may use; it imports only the core.
-SHARED_SUBPACKAGES = {"channels"}
+# The publishing layer and the alerts every feature may use; they import only the core (and the channels).
+SHARED_SUBPACKAGES = {"channels", "alerts"}
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -29,11 +29,13 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 
+from devstack.sandboxes.faults import FaultRules
+
 log = logging.getLogger(__name__)
 
 DEFAULT_VERSIONS = ("v25.0", "v26.0")
 DEFAULT_PERMISSIONS = ("pages_show_list", "pages_read_engagement", "pages_manage_posts", "pages_manage_engagement",
-                       "pages_read_user_engagement", "publish_video")
+                       "pages_read_user_engagement", "publish_video", "read_insights")
 POSTING = ("pages_read_engagement", "pages_manage_posts")
 VIDEO_POSTING = ("pages_show_list", "pages_read_engagement", "pages_manage_posts")
 SCHEDULE_MIN_S = 10 * 60
@@ -306,14 +308,10 @@ class CallBudget:
             return percent, regain
 
 
-class Faults:
+class Faults(FaultRules):
     """Rules that make matching Graph calls fail, slow down or hang; each fires `count` times after `skip` matches."""
 
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.rules: list[dict] = []
-
-    def add(self, raw: dict) -> dict:
+    def parse(self, raw: dict) -> dict:
         rule = {
             "endpoint": raw.get("endpoint") or "*", "method": (raw.get("method") or "").upper() or None,
             "params": {str(k): str(v) for k, v in (raw.get("params") or {}).items()},
@@ -324,34 +322,21 @@ class Faults:
             "message": raw.get("message"), "user_msg": raw.get("user_msg"),
             "headers": {str(k): str(v) for k, v in (raw.get("headers") or {}).items()},
             "latency_s": float(raw.get("latency_s", 0.0)), "mode": raw.get("mode", "before"),
+            # Held open AFTER the work is done and saved: the item exists while the client times out — the case
+            # a retry must reconcile instead of posting again.
+            "hang_after_s": float(raw.get("hang_after_s", 0.0)),
         }
         if rule["mode"] not in ("before", "after"):
             raise ValueError("mode must be 'before' (fail without doing the work) or 'after' (do it, then fail)")
-        if rule["code"] is None and rule["latency_s"] <= 0:
-            raise ValueError("a rule needs an error code, a latency_s, or both")
-        with self.lock:
-            self.rules.append(rule)
+        if rule["code"] is None and rule["latency_s"] <= 0 and rule["hang_after_s"] <= 0:
+            raise ValueError("a rule needs an error code, a latency_s (hang before the work), a hang_after_s (hang "
+                             "after it), or a combination")
         return rule
 
-    def take(self, method: str, endpoint: str, params: dict) -> dict | None:
-        with self.lock:
-            for rule in self.rules:
-                if rule["count"] <= 0:
-                    continue
-                if rule["endpoint"] not in ("*", endpoint) or (rule["method"] and rule["method"] != method):
-                    continue
-                if any(str(params.get(k, "")).lower() != v.lower() for k, v in rule["params"].items()):
-                    continue
-                if rule["skip"] > 0:
-                    rule["skip"] -= 1
-                    continue
-                rule["count"] -= 1
-                return dict(rule)
-        return None
-
-    def clear(self) -> None:
-        with self.lock:
-            self.rules.clear()
+    def matches(self, rule: dict, method: str, endpoint: str, params: dict) -> bool:
+        if rule["endpoint"] not in ("*", endpoint) or (rule["method"] and rule["method"] != method):
+            return False
+        return all(str(params.get(k, "")).lower() == v.lower() for k, v in rule["params"].items())
 
 
 @dataclass
@@ -373,6 +358,8 @@ class GraphCall:
         head = self.segments[0]
         if head.startswith("upload:"):
             return "upload"
+        if head == "video-upload":
+            return "rupload"  # a Reel's bytes, on the rupload host
         if len(self.segments) == 1:
             return "debug_token" if head == "debug_token" else "node"
         return self.segments[1]
@@ -491,7 +478,7 @@ def create_app(data_dir: str | os.PathLike, *, page_id: str, page_token: str, ap
                versions: tuple[str, ...] = DEFAULT_VERSIONS, permissions: tuple[str, ...] = DEFAULT_PERMISSIONS,
                record_dir: str | os.PathLike | None = None, rate_limit_calls: int = 4800,
                rate_limit_window_s: float = 3600.0, upload_chunk_bytes: int = 4 * 1024 * 1024,
-               duplicate_window_s: float = 600.0, require_appsecret_proof: bool = False,
+               duplicate_window_s: float = 0.0, require_appsecret_proof: bool = False,
                probe_timeout_s: float = 30.0) -> FastAPI:
     """A fanpage sandbox app. Admin calls (`/_sandbox/*`) are authorised with `Authorization: Bearer <app secret>`."""
     if not page_token or not app_secret:
@@ -690,7 +677,7 @@ def create_app(data_dir: str | os.PathLike, *, page_id: str, page_token: str, ap
             "length": lambda v: v.get("length"), "published": lambda v: v.get("published", True),
             "permalink_url": lambda v: f"/{page_id}/videos/{v['id']}/",
             "source": lambda v: f"{root}/_files/video/{v['id']}" if v.get("file") or v.get("recording") else None,
-            "status": lambda v: {"video_status": "ready" if v.get("file") or v.get("recording") else "processing"
+            "status": lambda v: reel_status(v) if v.get("reel") else {"video_status": "ready" if v.get("file") or v.get("recording") else "processing"
                                  if v.get("state") in ("processing", "live") else "uploading"},
         }
 
@@ -700,9 +687,26 @@ def create_app(data_dir: str | os.PathLike, *, page_id: str, page_token: str, ap
         def stream_url(live):
             return f"{rtmp_base}/{live['id']}?s_bl=1&a={live['stream_secret']}"
 
+        def stream_health(live):
+            """While frames arrive: the probed health, with the bitrate measured from the growing recording
+            (a stalled feed shows 0); None when nothing arrives."""
+            if not live.get("receiving"):
+                return None
+            health = dict(live.get("stream_health") or {})
+            path = newest_recording(live["id"])
+            since = live.get("receiving_since")
+            if path is not None and since:
+                size, elapsed = path.stat().st_size, max(0.5, time.time() - max(since, path.stat().st_ctime))
+                health.setdefault("video_bitrate", size * 8 / elapsed)
+                health["bytes_received"] = size
+                health["last_data_age_s"] = round(time.time() - path.stat().st_mtime, 1)
+                if health["last_data_age_s"] > 5:
+                    health["video_bitrate"] = 0.0
+            return health
+
         def ingest_streams(live):
             return [{"stream_id": "0", "stream_url": stream_url(live), "secure_stream_url": stream_url(live),
-                     "is_master": True, "stream_health": live.get("stream_health") if live.get("receiving") else None,
+                     "is_master": True, "stream_health": stream_health(live),
                      "dash_preview_url": f"{root}/?live={live['id']}" if live.get("receiving") else None}]
 
         return {
@@ -712,7 +716,8 @@ def create_app(data_dir: str | os.PathLike, *, page_id: str, page_token: str, ap
             "stream_secondary_urls": lambda lv: [], "secure_stream_secondary_urls": lambda lv: [],
             "permalink_url": lambda lv: f"/{page_id}/videos/{lv['video_id']}/",
             "embed_html": lambda lv: f'<iframe src="{root}/?live={lv["id"]}" width="1280" height="720"></iframe>',
-            "ingest_streams": ingest_streams, "live_views": lambda lv: 0,
+            "ingest_streams": ingest_streams, "live_views": live_viewers,
+            "total_views": lambda lv: str(live_video_views(lv)),
             "video": lambda lv: {"id": lv["video_id"]},
             "broadcast_start_time": lambda lv: fb_time(lv.get("broadcast_start_time")),
             "creation_time": lambda lv: fb_time(lv["created_time"]),
@@ -732,9 +737,56 @@ def create_app(data_dir: str | os.PathLike, *, page_id: str, page_token: str, ap
                   "link": lambda p: f"https://www.facebook.com/{page_id}", "fan_count": lambda p: 1200,
                   "followers_count": lambda p: 1250}
 
+    # --- insights (sandbox numbers, see insights_metrics and friends) -------------------------------------------
+    def live_video_views(live: dict) -> int:
+        video = store.objects.get(live["video_id"]) or {"id": live["video_id"]}
+        return video_figures(video, clock.now(), public_since=live.get("broadcast_start_time"))["total_video_views"]
+
+    def object_insights(call: GraphCall, obj: dict) -> dict:
+        need(*INSIGHTS_PERMISSIONS, read=True)
+        now = clock.now()
+        if obj["type"] == "post":
+            metrics, figures = insights_metrics(call.params, POST_METRICS), post_figures(obj, now)
+        else:
+            metrics = insights_metrics(call.params, VIDEO_METRICS)
+            live = next((lv for lv in store.of("live") if lv["video_id"] == obj["id"]), None)
+            figures = video_figures(obj, now, public_since=live.get("broadcast_start_time") if live else None)
+        period = insights_period(call.params, ("lifetime",), "lifetime")
+        # Lifetime values carry no end_time for videos; post values end now.
+        value = (lambda m: {"value": figures[m]}) if obj["type"] == "video" else \
+            (lambda m: {"value": figures[m], "end_time": fb_time(now)})
+        return {"data": [insights_entry(obj["id"], m, period, [value(m)]) for m in metrics],
+                "paging": {"previous": "", "next": ""}}
+
+    def page_insights(call: GraphCall) -> dict:
+        need(*INSIGHTS_PERMISSIONS, read=True)
+        now = clock.now()
+        metrics = insights_metrics(call.params, PAGE_METRICS)
+        period = insights_period(call.params, PAGE_PERIODS, "day")
+        starts = insights_day_starts(call.params, now)
+        window = {"day": 1, "week": 7, "days_28": 28}[period]
+        posts, videos = store.of("post"), [v for v in store.of("video") if v.get("file") or v.get("recording")]
+        days: dict[float, dict] = {}
+
+        def day(start: float) -> dict:
+            if start not in days:
+                days[start] = page_day_figures(start, posts, videos, now, page_id)
+            return days[start]
+
+        def value(metric: str, start: float):
+            if metric == "page_follows":  # a count at the end of the day, not a sum
+                return PAGE_FOLLOWERS
+            return sum(day(start - k * DAY_S)[metric] for k in range(window))  # the day and the ones before
+
+        data = [insights_entry(page_id, m, period, [{"value": value(m, start), "end_time": fb_time(start + DAY_S)}
+                                                    for start in starts]) for m in metrics]
+        return {"data": data, "paging": {"previous": "", "next": ""}}
+
     # --- posts ---------------------------------------------------------------------------------------------------
     def check_duplicate(message: str) -> None:
-        if not message:
+        # Off by default: Meta does not promise a duplicate refusal (#506) for photo posts, so exactly-once must not
+        # lean on it; the `duplicate_window_s` knob turns it on for the tests of that answer.
+        if not message or knobs["duplicate_window_s"] <= 0:
             return
         horizon = clock.now() - knobs["duplicate_window_s"]
         for post in store.of("post"):
@@ -1032,6 +1084,134 @@ def create_app(data_dir: str | os.PathLike, *, page_id: str, page_token: str, ap
             store.save()
         return {"success": True}
 
+    # --- Reels (/{page-id}/video_reels + the rupload host; facebook-graph.md §R) ----------------------------------
+    def reel_status(v: dict) -> dict:
+        """A Reel's `status` as Graph shows it, from where it is in start → upload → finish."""
+        uploaded = 0 < v.get("file_size", 0) <= v.get("received", 0)
+        errors = v.get("reel_errors") or []
+        finished = v.get("state") in ("ready", "error")
+        published = v.get("state") == "ready" and v.get("video_state") == "PUBLISHED"
+        return {"video_status": "error" if errors else "ready" if finished else "processing",
+                "uploading_phase": {"status": "complete" if uploaded else "in_progress",
+                                    "bytes_transferred": v.get("received", 0), "source_file_size": v.get("file_size", 0)},
+                "processing_phase": {"status": "error" if errors else "complete" if finished else "not_started",
+                                     **({"errors": errors} if errors else {})},
+                "publishing_phase": {"status": "complete" if published else "not_started",
+                                     "publish_status": "published" if published else "not_published",
+                                     "publish_time": fb_time(v.get("published_time"))},
+                "copyright_check_status": {"status": "complete" if finished else "not_started"}}
+
+    async def reel_deviations(path: Path) -> list[str]:
+        """What breaks the Reel spec: MP4, 9:16, ≥540×960, 3–90 s, H.264/H.265 video, AAC audio at 48 kHz."""
+        proc = await asyncio.create_subprocess_exec(
+            "ffprobe", "-v", "error", "-print_format", "json", "-show_streams", "-show_format", str(path),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, _ = await asyncio.wait_for(proc.communicate(), probe_timeout_s)
+        info = json.loads(out or b"{}")
+        streams = info.get("streams", [])
+        video = next((st for st in streams if st.get("codec_type") == "video"), None)
+        audio = next((st for st in streams if st.get("codec_type") == "audio"), None)
+        if video is None:
+            return ["The file is not a video Facebook can read"]
+        problems = []
+        width, height = int(video.get("width", 0)), int(video.get("height", 0))
+        if not height or abs(width / height - 9 / 16) > 0.01:
+            problems.append(f"The video must be 9:16, got {width}x{height}")
+        if width < 540 or height < 960:
+            problems.append(f"The video must be at least 540x960, got {width}x{height}")
+        seconds = float((info.get("format") or {}).get("duration") or 0)
+        if not 3 <= seconds <= 90:
+            problems.append(f"A Reel must last 3 to 90 seconds, got {seconds:.1f}")
+        if video.get("codec_name") not in ("h264", "hevc"):
+            problems.append(f"The video codec must be H.264 or H.265, got {video.get('codec_name')}")
+        if audio is None or audio.get("codec_name") != "aac" or audio.get("sample_rate") != "48000":
+            problems.append("The audio must be AAC at 48 kHz")
+        return problems
+
+    async def reels_post(call: GraphCall, request: Request) -> dict:
+        need(*VIDEO_POSTING)
+        p = call.params
+        phase = (p.get("upload_phase") or "").lower()
+        if phase == "start":
+            with store.lock:
+                video = new_video("", "", state="uploading")
+                video.update(reel=True, received=0, file_size=0)
+                store.save()
+            return {"video_id": video["id"],
+                    "upload_url": f"{base_url(request)}/video-upload/{call.version}/{video['id']}"}
+        if phase != "finish":
+            raise param_error("Param upload_phase must be one of {START, FINISH} for video_reels")
+        video = store.get(p.get("video_id", ""), "video")
+        if video is None or not video.get("reel"):
+            raise param_error(f"Invalid video_id {p.get('video_id')!r}: no Reel upload with this id")
+        if video["state"] in ("ready", "error"):
+            return {"success": True}
+        state = (p.get("video_state") or "").upper()
+        if state not in ("PUBLISHED", "DRAFT", "SCHEDULED"):
+            raise param_error("Param video_state must be one of {DRAFT, PUBLISHED, SCHEDULED}")
+        when = parse_uint(p, "scheduled_publish_time")
+        if state == "SCHEDULED":
+            if when is None:
+                raise param_error("Param scheduled_publish_time is required for video_state=SCHEDULED")
+            check_schedule_window(when, clock.now())
+        if not 0 < video["file_size"] <= video["received"]:
+            raise error_for_code(6000, subcode=1363130, message="(#6000) Video Upload Is Missing: "
+                                 f"{video['received']} of {video['file_size'] or '?'} bytes arrived",
+                                 user_msg="Upload the file to the upload_url before finishing.")
+        part = store.files / "parts" / f"reel-{video['id']}.part"
+        problems = await reel_deviations(part)
+        with store.lock:
+            video.update(title=p.get("title", ""), description=p.get("description", ""), video_state=state,
+                         updated_time=clock.now())
+            if problems:
+                video.update(state="error", reel_errors=[{"message": m} for m in problems])
+            else:
+                rel = f"videos/{video['id']}.mp4"
+                os.replace(part, store.files / rel)
+                video.update(file=rel, state="ready", size=(store.files / rel).stat().st_size,
+                             sha256=hashlib.sha256((store.files / rel).read_bytes()).hexdigest())
+                if state != "DRAFT":
+                    video.update(published=state == "PUBLISHED", published_time=clock.now() if state == "PUBLISHED"
+                                 else when)
+                    new_post(video["description"] or video["title"], state="published" if state == "PUBLISHED"
+                             else "scheduled", when=when, video=video["id"])
+            store.save()
+        return {"success": True}
+
+    async def reel_upload(call: GraphCall, request: Request, video_id: str) -> dict:
+        """POST rupload/video-upload/vX/<video_id>: the bytes (headers offset + file_size) or a `file_url`."""
+        video = store.get(video_id, "video")
+        if video is None or not video.get("reel") or call.method != "POST":
+            raise unsupported(call.method, video_id)
+        if call.token_source != "header":
+            raise GraphError(190, "The upload host takes the token as an 'Authorization: OAuth <token>' header")
+        offset = request.headers.get("offset", "")
+        if not offset.isdigit():
+            raise param_error("The offset header is required and must be an integer")
+        part = store.files / "parts" / f"reel-{video_id}.part"
+        if request.headers.get("file_url"):
+            data = await fetch_url(request.headers["file_url"], 1024 ** 3)
+            part.write_bytes(data)
+            received, size = len(data), len(data)
+        else:
+            size_header = request.headers.get("file_size", "")
+            if not size_header.isdigit() or int(size_header) <= 0:
+                raise param_error("The file_size header is required and must be a positive integer")
+            if int(offset) != video["received"]:
+                raise param_error(f"offset {offset} does not match the {video['received']} bytes already received")
+            size, received = int(size_header), int(offset)
+            with open(part, "r+b" if part.exists() else "wb") as out:
+                out.seek(received)
+                async for block in request.stream():
+                    out.write(block)
+                    received += len(block)
+            if received > size:
+                raise param_error(f"{received} bytes arrived, more than file_size {size}")
+        with store.lock:
+            video.update(received=received, file_size=size, updated_time=clock.now())
+            store.save()
+        return {"success": True}
+
     # --- Resumable Upload API (/{app-id}/uploads, /upload:<session>) ----------------------------------------------
     def start_upload(call: GraphCall) -> dict:
         p = call.params
@@ -1131,7 +1311,10 @@ def create_app(data_dir: str | os.PathLike, *, page_id: str, page_token: str, ap
                     "planned_start_time": start, "created_time": now, "updated_time": now,
                     "stream_secret": secrets.token_urlsafe(24), "receiving": False, "receiving_since": None,
                     "awaiting_record": False, "recordings": [], "errors": [], "stream_health": None,
-                    "broadcast_start_time": now if status == "LIVE_NOW" else None, "preview_probed": False}
+                    "broadcast_start_time": None, "preview_probed": False}
+            if status == "LIVE_NOW":  # on air only when frames arrive (go_live below)
+                live["status"] = "UNPUBLISHED"
+                go_live(live)
             store.objects[live_id] = live
             store.save()
         url = f"{rtmp_base}/{live_id}?s_bl=1&a={live['stream_secret']}"
@@ -1139,9 +1322,14 @@ def create_app(data_dir: str | os.PathLike, *, page_id: str, page_token: str, ap
                 "secure_stream_secondary_urls": []}
 
     def go_live(live: dict) -> None:
-        live["status"] = "LIVE"
+        """As Facebook: LIVE_NOW asks for the broadcast; it starts (status LIVE, the post on the Page) only once
+        stream data arrives — a live video without frames stays off the Page with its pre-live status."""
+        live["live_requested"] = True
         live["published"] = True
-        live["broadcast_start_time"] = live.get("broadcast_start_time") or clock.now()
+        if live.get("receiving"):
+            live["status"] = "LIVE"
+            live["broadcast_start_time"] = live.get("broadcast_start_time") or clock.now()
+            live["broadcast_started_at"] = live.get("broadcast_started_at") or time.time()
 
     def end_live(live: dict) -> None:
         if live["status"] in ENDED:
@@ -1415,6 +1603,9 @@ def create_app(data_dir: str | os.PathLike, *, page_id: str, page_token: str, ap
                 log.warning("refused a publisher for live video %r: %s", live_id, reason)
                 return PlainTextResponse("refused\n", status_code=403)
             live.update(receiving=True, receiving_since=time.time(), awaiting_record=True, preview_probed=False)
+            live.setdefault("publish_sessions", []).append(live["receiving_since"])  # for rehearsal figures
+            if live.get("live_requested") and live["status"] not in ENDED:
+                go_live(live)  # frames arrive for a live asked to go on air: the broadcast starts now
             live["updated_time"] = clock.now()
             store.save()
         log.info("live video %s is receiving a stream from %s", live_id, form.get("addr", "?"))
@@ -1494,6 +1685,8 @@ def create_app(data_dir: str | os.PathLike, *, page_id: str, page_token: str, ap
             return debug_token(call)
         if head.startswith("upload:") and len(seg) == 1:
             return await upload_session(call, request)
+        if head == "video-upload" and len(seg) == 3:  # the rupload host of Reels, served here too
+            return await reel_upload(call, request, seg[2])
         if len(seg) > 2:
             raise unknown_path("/" + "/".join(seg))
         node_id = page_id if head == "me" else head
@@ -1510,6 +1703,8 @@ def create_app(data_dir: str | os.PathLike, *, page_id: str, page_token: str, ap
         if edge is not None:
             if obj["type"] == "live" and edge == "errors" and call.method == "GET":
                 return live_errors(call, obj)
+            if (obj["type"], edge, call.method) in (("post", "insights", "GET"), ("video", "video_insights", "GET")):
+                return object_insights(call, obj)
             raise nonexisting_field(edge, {"live": "LiveVideo", "post": "PagePost", "photo": "Photo",
                                            "video": "Video"}[obj["type"]])
         return object_call(call, obj, request)
@@ -1526,10 +1721,20 @@ def create_app(data_dir: str | os.PathLike, *, page_id: str, page_token: str, ap
             return await create_photo(call)
         if (edge, call.method) == ("videos", "POST"):
             return await videos_post(call)
+        if (edge, call.method) == ("video_reels", "POST"):
+            return await reels_post(call, request)
+        if (edge, call.method) == ("video_reels", "GET"):
+            need("pages_read_engagement", read=True)
+            items = sorted(time_filter([v for v in store.of("video") if v.get("reel")], p, "created_time"),
+                           key=lambda v: (v["created_time"], v["id"]), reverse=True)
+            return paginate(items, p, lambda v: render(v, requested_fields(p), ("created_time", "description", "id"),
+                                                       video_views(request), "Video"))
         if (edge, call.method) == ("live_videos", "POST"):
             return create_live(call)
         if call.method != "GET":
             raise unsupported(call.method, f"{page_id}/{edge}")
+        if edge == "insights":
+            return page_insights(call)
         fields = requested_fields(p)
         if edge in ("feed", "posts", "scheduled_posts"):
             need("pages_read_engagement", read=True)
@@ -1647,6 +1852,8 @@ def create_app(data_dir: str | os.PathLike, *, page_id: str, page_token: str, ap
                 raise fault_error(rule)
             authorise(call)
             result = await route(call, request)
+            if rule and rule["hang_after_s"] > 0:
+                await asyncio.sleep(rule["hang_after_s"])
             if rule and rule["code"] is not None and rule["mode"] == "after":
                 raise fault_error(rule)
             response = JSONResponse(result)
@@ -1680,6 +1887,161 @@ def create_app(data_dir: str | os.PathLike, *, page_id: str, page_token: str, ap
 
     return app
 
+
+# --- insights (sandbox numbers) ---------------------------------------------------------------------------------------
+# Meta measures reach; a sandbox cannot. These figures are made up but plausible and deterministic, derived from the
+# object itself: a digest of its id, its kind (photos reach further), the Page's followers, and the whole hours it has
+# been public (reach grows over the first day, then levels off). Two reads within the same hour agree. The shapes,
+# metric names, periods, ranges and errors follow facebook-graph.md §I.
+INSIGHTS_PERMISSIONS = ("read_insights", "pages_read_engagement")
+PAGE_FOLLOWERS = 1250
+POST_METRICS = ("post_media_view", "post_total_media_view_unique", "post_clicks", "post_reactions_by_type_total")
+VIDEO_METRICS = ("total_video_views", "total_video_views_unique", "total_video_avg_time_watched",
+                 "total_video_view_total_time")
+PAGE_METRICS = ("page_media_view", "page_total_media_view_unique", "page_post_engagements", "page_video_views",
+                "page_follows", "page_daily_follows_unique")
+PAGE_PERIODS = ("day", "week", "days_28")
+INSIGHTS_PERIODS = ("day", "week", "days_28", "month", "lifetime", "total_over_range")
+INSIGHTS_MAX_RANGE_S = 90 * 86400
+DAY_S = 86400
+PACIFIC_MIDNIGHT_UTC_H = 7  # Graph's daily values end at midnight Pacific (T07:00:00+0000 in summer)
+METRIC_TITLES = {
+    "post_media_view": "Post media views", "post_total_media_view_unique": "Post total media viewers",
+    "post_clicks": "Post clicks", "post_reactions_by_type_total": "Total post reactions by type",
+    "total_video_views": "Total video views", "total_video_views_unique": "Total unique video views",
+    "total_video_avg_time_watched": "Average time video viewed", "total_video_view_total_time": "Total time viewed",
+    "page_media_view": "Media views", "page_total_media_view_unique": "Total media viewers",
+    "page_post_engagements": "Post engagements", "page_video_views": "Total video views",
+    "page_follows": "Followers", "page_daily_follows_unique": "Daily new followers",
+}
+
+
+def _unit(*parts) -> float:
+    """A number in [0, 1) fixed by its parts."""
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2 ** 64
+
+
+def _grown(final: float, public_since: float | None, now: float) -> int:
+    """`final` reached over the first day: whole hours public → 1 - e^(-h/6) of it."""
+    if public_since is None or now < public_since:
+        return 0
+    hours = math.floor((now - public_since) / 3600) + 1
+    return round(final * (1 - math.exp(-hours / 6)))
+
+
+def post_figures(post: dict, now: float) -> dict:
+    """Lifetime figures of a Page post (0 until it is published)."""
+    public = post["created_time"] if post.get("state") == "published" else None
+    pid = post["id"]
+    views = _grown(PAGE_FOLLOWERS * (0.8 + 1.6 * _unit(pid, "views")) * (1.3 if post.get("photos") else 1.0),
+                   public, now)
+    unique = round(views * (0.55 + 0.2 * _unit(pid, "unique")))
+    reactions = round(unique * (0.03 + 0.05 * _unit(pid, "reactions")))
+    love = round(reactions * 0.2)
+    care = round(reactions * 0.06)
+    return {"post_media_view": views, "post_total_media_view_unique": unique,
+            "post_clicks": round(unique * (0.02 + 0.05 * _unit(pid, "clicks"))),
+            "post_reactions_by_type_total": {"like": reactions - love - care, "love": love, "care": care}}
+
+
+def video_figures(video: dict, now: float, *, public_since: float | None = None) -> dict:
+    """Lifetime figures of a video (a recorded upload, or the video of a live broadcast)."""
+    if public_since is None and (video.get("file") or video.get("recording")) and video.get("published", True):
+        public_since = video["created_time"]
+    vid = video["id"]
+    views = _grown(PAGE_FOLLOWERS * (0.6 + 1.2 * _unit(vid, "views")), public_since, now)
+    length_s = float(video.get("length") or 60)
+    avg_ms = round(min(length_s, 120) * 1000 * (0.3 + 0.4 * _unit(vid, "watched")))
+    return {"total_video_views": views, "total_video_views_unique": round(views * (0.6 + 0.2 * _unit(vid, "u"))),
+            "total_video_avg_time_watched": avg_ms if views else 0, "total_video_view_total_time": avg_ms * views}
+
+
+def live_viewers(live: dict) -> int:
+    """People watching right now: only while it is live."""
+    if live.get("status") != "LIVE":
+        return 0
+    return round(PAGE_FOLLOWERS * 0.04 * (0.5 + _unit(live["id"], "viewers")))
+
+
+def page_day_figures(day_start: float, posts: list[dict], videos: list[dict], now: float, page_id: str) -> dict:
+    """One day of the Page: a baseline plus what the posts and videos published that day drew."""
+    day_end = day_start + DAY_S
+    mine = [p for p in posts if p.get("state") == "published" and day_start <= p["created_time"] < day_end]
+    clips = [v for v in videos if day_start <= v["created_time"] < day_end]
+    figures = [post_figures(p, now) for p in mine]
+    base = PAGE_FOLLOWERS * 0.15 * (0.6 + 0.8 * _unit(page_id, day_start))
+    views = round(base) + sum(f["post_media_view"] for f in figures)
+    return {"page_media_view": views, "page_total_media_view_unique": round(views * 0.7),
+            "page_post_engagements": round(base * 0.05) + sum(f["post_clicks"] + sum(
+                f["post_reactions_by_type_total"].values()) for f in figures),
+            "page_video_views": sum(video_figures(v, now)["total_video_views"] for v in clips),
+            "page_daily_follows_unique": 3 + round(10 * _unit(page_id, day_start, "follows"))}
+
+
+def insights_metrics(params: dict, allowed: tuple[str, ...]) -> list[str]:
+    """The requested metrics; no metric → 3001/1504028; one unknown or retired name fails the whole list."""
+    raw = params.get("metric")
+    if raw and raw.strip().startswith("["):
+        try:
+            names = [str(n) for n in json.loads(raw)]
+        except json.JSONDecodeError:
+            raise param_error("The value must be a valid insights metric") from None
+    else:
+        names = [n.strip() for n in str(raw or "").split(",") if n.strip()]
+    if not names:
+        raise GraphError(3001, "Invalid query", subcode=1504028, type_="OAuthException",
+                         user_title="No Metric Specified", user_msg="No metric was specified to be fetched.")
+    if any(n not in allowed for n in names):
+        raise param_error("The value must be a valid insights metric")
+    return list(dict.fromkeys(names))
+
+
+def insights_period(params: dict, allowed: tuple[str, ...], default: str) -> str:
+    period = str(params.get("period") or default).strip()
+    if period not in INSIGHTS_PERIODS:
+        raise param_error(f"Param period must be one of {{{', '.join(INSIGHTS_PERIODS)}}}")
+    if period not in allowed:
+        raise param_error(f"The period '{period}' is not supported by the requested metrics; use "
+                          f"{' or '.join(allowed)}")
+    return period
+
+
+def insights_entry(object_id: str, metric: str, period: str, values: list[dict]) -> dict:
+    return {"name": metric, "period": period, "values": values, "title": METRIC_TITLES[metric],
+            "description": f"Sandbox figure: {METRIC_TITLES[metric]} (derived from the object, not measured)",
+            "id": f"{object_id}/insights/{metric}/{period}"}
+
+
+def insights_time(params: dict, name: str, default: float) -> float:
+    raw = params.get(name)
+    if not raw:
+        return default
+    text = str(raw).strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise param_error(f"Param {name} must be a UNIX timestamp or a date like 2020-05-23") from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def insights_day_starts(params: dict, now: float) -> list[float]:
+    """The days (07:00 UTC to 07:00 UTC) from `since` to `until` that have begun; each value's end_time is its
+    day's end, so the first end_time is since + 1 day. since–until is at most 90 days."""
+    until = insights_time(params, "until", now)
+    since = insights_time(params, "since", until - 2 * DAY_S)
+    if until < since:
+        raise param_error("Param until must be later than since")
+    if until - since > INSIGHTS_MAX_RANGE_S:
+        raise param_error("There cannot be more than 90 days (7776000 s) between since and until")
+    start = math.floor((since - PACIFIC_MIDNIGHT_UTC_H * 3600) / DAY_S) * DAY_S + PACIFIC_MIDNIGHT_UTC_H * 3600
+    starts = []
+    while start < until and start < now:
+        starts.append(start)
+        start += DAY_S
+    return starts
 
 # --- the page as a reader sees it ----------------------------------------------------------------------------------
 LIVE_LABELS = {"UNPUBLISHED": "Xem trước (chưa công khai)", "LIVE": "Đang phát trực tiếp",
@@ -1715,6 +2077,8 @@ def render_page(store: PageStore, page_name: str, now: float) -> str:
             parts = [f'<h3>{html.escape(live.get("title") or "(không tiêu đề)")}</h3>',
                      f'<p class="meta">{LIVE_LABELS.get(live["status"], live["status"])}'
                      + (" · đang nhận tín hiệu" if live.get("receiving") else "")
+                     + (" · đã lệnh phát, CHƯA CÓ TÍN HIỆU: chưa lên Trang" if live.get("live_requested")
+                        and live["status"] != "LIVE" and live["status"] not in ENDED else "")
                      + (f' · dự kiến {local_time(live["planned_start_time"])}' if live.get("planned_start_time")
                         else "") + "</p>", f'<p>{_text(live.get("description", ""))}</p>']
             for index, rec in enumerate(live.get("recordings", [])):
@@ -1789,7 +2153,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate-limit-calls", type=int, default=4800)
     parser.add_argument("--rate-limit-window-s", type=float, default=3600.0)
     parser.add_argument("--upload-chunk-kb", type=int, default=4096)
-    parser.add_argument("--duplicate-window-s", type=float, default=600.0)
+    parser.add_argument("--duplicate-window-s", type=float, default=0.0,
+                        help="refuse a repeated message within this many seconds (#506); 0 = never, as Meta "
+                             "does not promise it")
     args = parser.parse_args(argv)
     found = read_secrets(args.secrets_file)
     page_id = args.page_id or found.get("fanpage_page_id")

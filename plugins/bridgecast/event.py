@@ -118,12 +118,16 @@ class Channels:
 class Stages:
     preflight_before_min: float = 60
     live_setup_before_min: float = 30
+    final_check_before_min: float = 5  # the second go/no-go, just before T0
+    drop_alert_after_s: float = 30  # a point silent this long after a drop is an incident (mailed once)
 
 
 @dataclass(frozen=True)
 class Highlight:
-    offset_s: float = 0
-    length_s: float = 10
+    offset_s: float = 0  # where a point's search for its best moment starts, after it went live
+    length_s: float = 10  # the highlight kept per point: its best `length_s` within the search window
+    search_s: float = 60  # how much of each point's recording is scored (motion + audio level) for that moment
+    recap_s: float = 90  # the recap's length budget (mosaic + best moments + outro)
 
 
 @dataclass(frozen=True)
@@ -420,20 +424,29 @@ class _Validator:
     def stages(self, raw) -> Stages:
         if raw is None:
             return Stages()
-        m = self.mapping(raw, "stages", ("preflight_before_min", "live_setup_before_min"))
+        m = self.mapping(raw, "stages", ("preflight_before_min", "live_setup_before_min", "final_check_before_min",
+                                         "drop_alert_after_s"))
         preflight = self.number(m, "stages", "preflight_before_min", default=Stages.preflight_before_min)
         setup = self.number(m, "stages", "live_setup_before_min", default=Stages.live_setup_before_min)
+        final = self.number(m, "stages", "final_check_before_min", default=min(Stages.final_check_before_min,
+                                                                                  setup if isinstance(setup, (int, float)) else 5))
+        drop = self.number(m, "stages", "drop_alert_after_s", default=Stages.drop_alert_after_s)
         if isinstance(preflight, (int, float)) and isinstance(setup, (int, float)) and setup > preflight:
             self.bad("stages.live_setup_before_min", "must not be earlier than the preflight "
                                                      f"({setup} > {preflight} minutes before the start)")
-        return Stages(preflight, setup)
+        if isinstance(final, (int, float)) and isinstance(setup, (int, float)) and final > setup:
+            self.bad("stages.final_check_before_min", "must not be earlier than the live setup "
+                                                      f"({final} > {setup} minutes before the start)")
+        return Stages(preflight, setup, final, drop)
 
     def highlight(self, raw) -> Highlight:
         if raw is None:
             return Highlight()
-        m = self.mapping(raw, "highlight", ("offset_s", "length_s"))
+        m = self.mapping(raw, "highlight", ("offset_s", "length_s", "search_s", "recap_s"))
         return Highlight(self.number(m, "highlight", "offset_s", default=0),
-                         self.number(m, "highlight", "length_s", default=10, minimum=1))
+                         self.number(m, "highlight", "length_s", default=10, minimum=1),
+                         self.number(m, "highlight", "search_s", default=Highlight.search_s, minimum=2),
+                         self.number(m, "highlight", "recap_s", default=Highlight.recap_s, minimum=10))
 
     def targets(self, raw) -> tuple[dict[str, float], tuple[str, ...]]:
         """name → number; a figure not known yet is written `{value: N, placeholder: true}` and reported as such."""

@@ -47,6 +47,25 @@ def launch_key(event_id: str, name: str) -> str:
     return f"{event_id}/_launch/{name}"
 
 
+def alert_prefix(event_id: str) -> str:
+    """The event's incidents (`bridgecast.alerts`): one JSON object each, created once (conditional PUT)."""
+    return f"{event_id}/_alerts/"
+
+
+def alert_key(event_id: str, name: str) -> str:
+    return f"{alert_prefix(event_id)}{name}.json"
+
+
+def steering_key(event_id: str) -> str:
+    """What staff decided from the board for the launch (go live now, T0 moved, program point, end early); the
+    launch's waits and go-live read it. Its audit trail sits beside it (`steering-log/<stamp>.json`)."""
+    return launch_key(event_id, "steering.json")
+
+
+def steering_log_key(event_id: str, stamp: str) -> str:
+    return launch_key(event_id, f"steering-log/{stamp}.json")
+
+
 def post_key(event_id: str, pub_key: str, name: str) -> str:
     """An artefact of one staff/calendar post (its frozen media list, previews, outcome)."""
     return f"{event_id}/_posts/{pub_key}/{name}"

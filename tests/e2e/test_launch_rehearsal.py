@@ -13,8 +13,24 @@ PUBLISH_TASKS = ["publish_portal_article", "publish_fanpage_post", "send_press_k
 
 @pytest.fixture(scope="module")
 def rehearsal(stack):
+    # the program feed is also killed at T0+30 s for 20 s: the slate must take the live over, then give it back
     return run(stack, RehearsalOptions(points=8, event_minutes=1.5, late_point="ha-giang", drop_point="ha-noi",
-                                       photos_per_team=2, timeout_min=20))
+                                       photos_per_team=2, timeout_min=20, kill_program_at_s=30))
+
+
+def mailbox_subjects(stack, event_id: str) -> list[str]:
+    """The subjects of this event's alert mails in the mailbox sandbox (its .eml files; the body names the event)."""
+    import email
+    import email.header
+
+    out = []
+    for eml in (stack.layout.sandboxes / "smtp").rglob("*.eml"):
+        message = email.message_from_bytes(eml.read_bytes())
+        subject = str(email.header.make_header(email.header.decode_header(message["Subject"] or "")))
+        bodies = [part.get_payload(decode=True) or b"" for part in message.walk() if not part.is_multipart()]
+        if subject.startswith("[Bridgecast") and any(event_id.encode() in body for body in bodies):
+            out.append(subject)
+    return out
 
 
 @pytest.mark.timeout(1500)
@@ -30,6 +46,29 @@ def test_eight_point_rehearsal_meets_its_figures(rehearsal):
     assert sum(p["photos_processed"] for p in teams) == 9 * 2
     assert sum(p["photos_quarantined"] for p in teams) == 1
     assert summary["recap"]["points"] == 8
+    # the live path's figures (also in rehearsal.checks above): printed by the rehearsal
+    figures = rehearsal.figures
+    print("FIGURES", {k: v for k, v in figures.items() if k != "checks"})
+    assert figures["t0_to_program_frames_s"] is not None and figures["slate_frame_matches"]
+    # the article counts what happened: 8 points were seen live (ha-giang late), all 9 teams sent photos
+    assert summary["points_live"] == 8 and summary["teams_with_photos"] == 9
+
+
+@pytest.mark.timeout(300)
+def test_each_incident_of_the_rehearsal_is_mailed_once_and_shown_on_the_board(rehearsal, stack):
+    from bridgecast.alerts.incidents import incidents
+    from bridgecast.storage import Storage
+
+    subjects = mailbox_subjects(stack, rehearsal.event_id)
+    expected = ["Hà Giang: KHÔNG ĐẠT kiểm tra trước giờ G (kiểm tra lần 1)",
+                "Mất tín hiệu chương trình: fanpage đang phát màn hình chờ",
+                "Tín hiệu chương trình đã trở lại trên fanpage", "Hà Nội mất tín hiệu"]
+    for words in expected:
+        matching = [s for s in subjects if words in s]
+        assert len(matching) == 1, (words, subjects)
+    records = incidents(Storage.from_connection(), rehearsal.event_id)
+    assert {r["key"] for r in records} >= {"preflight-no-go:ha-giang", "slate-on:1", "program-back:1", "drop:ha-noi:1"}
+    assert all(r["mail"] == "sent" for r in records), records
 
 
 @pytest.mark.timeout(900)
@@ -50,3 +89,9 @@ def test_rerunning_the_wrap_up_publishing_posts_nothing_new(rehearsal, stack, ai
     outcome = airflow_api.xcom(DAG_ID, rehearsal.run_id, "publish_portal_article")
     assert outcome["action"] == "existing"
     assert count_on_channels(stack, event) == before
+    # the reruns (and their publication retries) sent no alert twice: one mail per incident record
+    from bridgecast.alerts.incidents import incidents
+    from bridgecast.storage import Storage
+
+    mailed = [r for r in incidents(Storage.from_connection(), rehearsal.event_id) if r["mail"] == "sent"]
+    assert len(mailbox_subjects(stack, rehearsal.event_id)) == len(mailed)

@@ -163,7 +163,9 @@ def gather(board: Board, session, *, event_id: str | None = None, run_id: str | 
                              ("storage", "preflight", lambda: sources.preflight(event.id)),
                              ("storage", "manifests", lambda: sources.manifests(event.id)),
                              ("storage", "thumbnails", sources.thumbnails),
-                             ("ledger", "publications", lambda: sources.publications(event.id))):
+                             ("ledger", "publications", lambda: sources.publications(event.id)),
+                             ("storage", "incidents", lambda: sources.incidents(event.id)),
+                             ("storage", "relay", lambda: sources.relay(event.id))):
         try:
             setattr(facts, attr, read())
         except SourceError as exc:

@@ -48,6 +48,8 @@ class Facts:
     thumbnails: dict[str, datetime] = field(default_factory=dict)
     manifests: list[dict] | None = None
     publications: list[dict] | None = None
+    incidents: list[dict] | None = None  # bridgecast.alerts records: what staff were mailed
+    relay: dict | None = None  # the fanpage relay's health (relay.json)
     errors: dict[str, str] = field(default_factory=dict)  # source → what went wrong
 
 
@@ -69,6 +71,8 @@ def assemble(facts: Facts, thumbnail_url=lambda stream, at: f"thumbnails/{stream
         "alerts": _alerts(facts, rows, clock),
         "points": rows,
         "publications": [_publication(p) for p in facts.publications or []],
+        "relay": {k: (facts.relay or {}).get(k) for k in ("showing", "state", "restarts", "bitrate_kbps", "speed",
+                                                           "switches", "updated_at")} if facts.relay else None,
         "sources": {name: "ok" if name not in facts.errors else facts.errors[name]
                     for name in ("gateway", "stat", "storage", "ledger", "airflow")},
     }
@@ -270,6 +274,12 @@ def _alerts(facts: Facts, rows: list[dict], clock: _Clock) -> list[dict]:
         elif p["status"] == "unknown":
             add("error", f"Không rõ đã đăng hay chưa: {label} — cần đối soát trên kênh trước khi chạy lại",
                 _at(p.get("at")))
+    for incident in facts.incidents or []:  # the same incidents the staff were mailed (once each)
+        add(incident.get("level", "error"), f"✉ {incident.get('subject')}", _at(incident.get("at")),
+            incident.get("point"))
+    relay = facts.relay or {}
+    if relay.get("showing") == "slate" and facts.now < facts.event.end:
+        add("error", "Fanpage đang phát MÀN HÌNH CHỜ: mất tín hiệu chương trình", _at(relay.get("updated_at")))
     undated = [a for a in alerts if not a["at"]]
     dated = sorted((a for a in alerts if a["at"]), key=lambda a: a["at"], reverse=True)
     return undated + dated

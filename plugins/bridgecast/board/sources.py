@@ -147,6 +147,28 @@ class Sources:
 
         return self.cache.get(("preflight", event_id), STORAGE_TTL_S, load)
 
+    def incidents(self, event_id: str) -> list[dict]:
+        """The incidents `bridgecast.alerts` recorded (and mailed, once each) for the event."""
+        def load():
+            from bridgecast.alerts.incidents import incidents
+
+            try:
+                return incidents(self.storage, event_id)
+            except Exception as exc:  # noqa: BLE001
+                raise SourceError(f"S3 incidents of {event_id}: {type(exc).__name__}: {_short(exc)}") from None
+
+        return self.cache.get(("incidents", event_id), STORAGE_TTL_S, load)
+
+    def relay(self, event_id: str) -> dict | None:
+        """The fanpage relay's health (`relay.json`, written every 5 s by relay_program_feed)."""
+        def load():
+            try:
+                return self.storage.get_json(launch_key(event_id, "relay.json"))
+            except Exception:  # noqa: BLE001 - not started yet
+                return None
+
+        return self.cache.get(("relay", event_id), LIVE_TTL_S, load)
+
     def manifests(self, event_id: str) -> list[dict]:
         """Every manifest of the event (one listing; only new or changed manifests are fetched)."""
         return self.cache.get(("manifests", event_id), STORAGE_TTL_S, lambda: self._load_manifests(event_id))

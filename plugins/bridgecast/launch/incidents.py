@@ -25,7 +25,7 @@ def tell(plan: LaunchPlan, key: str, level: str, subject: str, body: str, *, poi
 
 def preflight_no_go(plan: LaunchPlan, stage: str, result: dict, problems_vi: str) -> bool:
     return tell(plan, f"{stage}-no-go:{result['point']}", "error",
-                f"{result['name']}: KHÔNG ĐẠT kiểm tra trước giờ G",
+                f"{result['name']}: KHÔNG ĐẠT kiểm tra trước giờ G ({stage_words(stage)})",
                 f"Điểm cầu {result['name']} không đạt kiểm tra trước giờ G ({stage_words(stage)}): {problems_vi}.\n\n"
                 f"Giờ G: {local(plan, plan.t0)}. Các điểm cầu khác vẫn phát bình thường; liên hệ kỹ thuật viên của "
                 "điểm cầu để kiểm tra tín hiệu.", point=result["point"])

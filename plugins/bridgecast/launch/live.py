@@ -2,7 +2,6 @@
 point's stream until the end, put on air exactly at T0, ended after the event."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from datetime import datetime, timedelta, timezone
@@ -16,7 +15,6 @@ from bridgecast.timing import sleep_until
 
 log = logging.getLogger(__name__)
 
-PROGRAM_FEED_WAIT = timedelta(minutes=5)  # after T0, the relay stops waiting for a program feed that never came
 
 
 class LiveVideoChannel(Channel):
@@ -64,43 +62,111 @@ def needs_transcode(stat: StreamStat | None) -> bool:
 
 
 def relay_program_feed(plan_xcom: dict, live: dict) -> dict:
-    """Relay the program point's stream to the live video until the end; restarts with back-off on failure."""
-    from media import RelaySupervisor
+    """Feed the live video until the end: the program point's stream, or the fallback slate while it is missing
+    (`program.ProgramSwitch`), with an alert at each switch; the relay's health goes to S3 for the board."""
+    import tempfile
+    from pathlib import Path
 
     from bridgecast.connections import get_connection
+    from bridgecast.launch.program import ProgramSwitch, render_slate
 
     plan = LaunchPlan.from_xcom(plan_xcom)
+    event = plan.load_event()
     observer = IngestObserver.from_connection()
     source = f"{get_connection('bridgecast_ingest').extra['rtmp_url']}/{plan.program_point}"
-    while plan.program_point not in observer.streams() and _now() < plan.t0 + PROGRAM_FEED_WAIT:
-        time.sleep(1)  # the program feed may start after live setup
     transcode = needs_transcode(observer.streams().get(plan.program_point))
-    fanpage = channel(plan.load_event(), defs.LIVE_VIDEO.channel)
+    fanpage = channel(event, defs.LIVE_VIDEO.channel)
     target = fanpage.live_stream_url(live["live_video_id"])  # a secret (it carries the stream key): never logged
-    relay = RelaySupervisor(source, target, transcode=transcode)
-    relay.start()
-    log.info("relaying %s to the fanpage live video (%s)", plan.program_point, "transcode" if transcode else "copy")
+    with tempfile.TemporaryDirectory(prefix="bridgecast-slate-") as tmp:
+        slate = render_slate(Path(tmp) / "slate.mp4", event.short_title)
+        switch = ProgramSwitch(source, target, slate, transcode=transcode,
+                               on_switch=lambda what, at: _tell_switch(plan, what, at, switch))
+        last_save = 0.0
+        try:
+            while _now() < plan.end_at:
+                switch.poll(_program_publishing(observer, plan))
+                if time.monotonic() - last_save >= 5:
+                    last_save = time.monotonic()
+                    _save_relay_health(plan, switch)
+                time.sleep(1)
+        finally:
+            health = switch.stop()
+            _save_relay_health(plan, switch)
+    return {"transcode": transcode, "health": health, "switches": switch.switches}
+
+
+def _program_publishing(observer: IngestObserver, plan: LaunchPlan) -> bool:
     try:
-        while _now() < plan.end_at:
-            time.sleep(10)
-            log.info("relay health: %s", relay.health())
-    finally:
-        relay.stop()
-    health = dataclasses.asdict(relay.health())
-    return {"transcode": transcode, "health": {k: str(v) if k == "state" else v for k, v in health.items()}}
+        return bool(observer.live(plan.event_id).get(plan.program_point, {}).get("publishing"))
+    except Exception as exc:  # the gateway busy for a second: keep what the live carries
+        log.warning("gateway not answering (%s)", exc)
+        return True
+
+
+def _save_relay_health(plan: LaunchPlan, switch) -> None:
+    try:
+        save_artifact(plan, "relay.json", {"updated_at": _now().isoformat(), **switch.health(),
+                                           "switch_log": switch.switches})
+    except Exception:
+        log.exception("could not store the relay's health")
+
+
+def _tell_switch(plan: LaunchPlan, what: str, at: datetime, switch) -> None:
+    from bridgecast.launch import incidents
+
+    n = sum(1 for s in switch.switches if s["to"] == what) - (what == "program")  # the first program is no return
+    if what == "slate":
+        incidents.live_problem(plan, f"slate-on:{n}", "Mất tín hiệu chương trình: fanpage đang phát màn hình chờ",
+                               f"Tín hiệu chương trình ({plan.program_point}) không đến lúc "
+                               f"{incidents.local(plan, at)}: buổi phát trực tiếp trên fanpage đã tự chuyển sang màn "
+                               "hình chờ và sẽ tự quay lại khi tín hiệu trở lại.")
+    else:
+        incidents.tell(plan, f"program-back:{n}", "info", "Tín hiệu chương trình đã trở lại trên fanpage",
+                       f"Từ {incidents.local(plan, at)} fanpage phát lại tín hiệu chương trình ({plan.program_point}).")
 
 
 def go_live(plan_xcom: dict, live: dict) -> dict:
-    """Sleep precisely to T0, then go live; the call's actual time is the figure the rehearsal reports."""
+    """Sleep precisely to T0, then go live; then check, on the fanpage itself, that the live is on air with the
+    program's frames arriving (`on_air_after_t0_s`, the figure the rehearsal reports); alert if it is not."""
     plan = LaunchPlan.from_xcom(plan_xcom)
     fanpage = channel(plan.load_event(), defs.LIVE_VIDEO.channel)
     woke_late = sleep_until(plan.t0)
     called_at = _now()
     status = fanpage.go_live(live["live_video_id"])
     result = go_live_record(plan.t0, called_at, woke_late, status)
+    result.update(on_air(fanpage, live["live_video_id"], plan.t0))
     save_artifact(plan, "go-live.json", result)
-    log.info("GO LIVE called at %s (T0 %+.3fs): %s", called_at.isoformat(), result["delta_s"], status)
+    log.info("GO LIVE called at %s (T0 %+.3fs): %s; on air with frames %s s after T0", called_at.isoformat(),
+             result["delta_s"], status, result["on_air_after_t0_s"])
+    if result["on_air_after_t0_s"] is None:
+        from bridgecast.launch import incidents
+
+        incidents.live_problem(plan, "live-no-frames", "Fanpage CHƯA phát: không nhận được hình chương trình",
+                               f"Đã ra lệnh phát trực tiếp lúc {incidents.local(plan, called_at)} nhưng sau "
+                               f"{ON_AIR_WAIT_S:.0f} giây fanpage vẫn không nhận được hình (trạng thái "
+                               f"{result['status']}). Kiểm tra tác vụ relay_program_feed và tín hiệu chương trình.")
     return result
+
+
+ON_AIR_WAIT_S = 15.0
+
+
+def on_air(fanpage, live_id: str, t0: datetime, wait_s: float = ON_AIR_WAIT_S) -> dict:
+    """Poll the live's status and ingest health until it is LIVE with video data arriving (Graph API
+    `ingest_streams{stream_health}`, graph §L: master stream `video_bitrate > 0`)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        item = fanpage.client.get(live_id, {"fields": "status,ingest_streams{stream_id,is_master,stream_health}"})
+        streams = item.get("ingest_streams") or []
+        streams = streams.get("data", []) if isinstance(streams, dict) else streams
+        master = next((s for s in streams if s.get("is_master")), streams[0] if streams else {})
+        bitrate = ((master or {}).get("stream_health") or {}).get("video_bitrate") or 0
+        if item.get("status") == "LIVE" and bitrate > 0:
+            return {"on_air_after_t0_s": round((_now() - t0).total_seconds(), 3), "status": "LIVE",
+                    "video_bitrate_kbps": round(bitrate / 1000)}
+        if time.monotonic() > deadline:
+            return {"on_air_after_t0_s": None, "status": item.get("status"), "video_bitrate_kbps": 0}
+        time.sleep(0.25)
 
 
 def go_live_record(t0: datetime, called_at: datetime, woke_late_s: float, status: str) -> dict:

@@ -2,7 +2,7 @@
 
 Tasks receive it as a small XCom dict (`LaunchPlan.to_xcom`) and work on the typed, frozen `LaunchPlan`
 (`from_xcom`). The DAG's stage sensors template their target times from that dict (`preflight_at`,
-`live_setup_at`, `golive_wake_at`, `end_at`): those field names are part of the DAG's contract.
+`live_setup_at`, `final_check_at`, `golive_wake_at`, `end_at`): those field names are part of the DAG's contract.
 """
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ class LaunchPlan:
     t0: datetime  # every time aware, UTC
     preflight_at: datetime
     live_setup_at: datetime
+    final_check_at: datetime  # the second go/no-go
     golive_wake_at: datetime
     end_at: datetime
     program_point: str
@@ -57,6 +58,7 @@ class LaunchPlan:
             event_id=event.id, event_key=event_key, title=event.title, t0=t0,
             preflight_at=t0 - timedelta(minutes=event.stages.preflight_before_min),
             live_setup_at=t0 - timedelta(minutes=event.stages.live_setup_before_min),
+            final_check_at=t0 - timedelta(minutes=event.stages.final_check_before_min),
             golive_wake_at=t0 - timedelta(seconds=GO_LIVE_WAKE_EARLY_S),
             end_at=event.end, program_point=event.program_point,
             points=tuple(PlanPoint(p.id, p.name, p.display_name) for p in event.connection_points),
@@ -95,7 +97,7 @@ class LaunchPlan:
         return load_run_event(self.event_key)
 
 
-_TIMES = ("t0", "preflight_at", "live_setup_at", "golive_wake_at", "end_at")
+_TIMES = ("t0", "preflight_at", "live_setup_at", "final_check_at", "golive_wake_at", "end_at")
 
 
 # --- I/O: the plan task and the run's artefacts in S3 ---------------------------------------------------------------

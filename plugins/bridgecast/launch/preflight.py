@@ -210,3 +210,18 @@ def tell_no_go(plan: LaunchPlan, stage: str, summary: dict) -> None:
     for name, check in summary.get("channels", {}).items():
         if not check["ok"]:
             incidents.preflight_check_failed(plan, stage, name, check["detail"])
+
+
+def final_check(plan_xcom: dict) -> dict:
+    """The second go/no-go, at T-5 min: every point judged on what the ingest sees now (no waiting), the launch DAG
+    armed; each new no-go is told once (a point already no-go at the first check is told again only as
+    "final-check"). Stored as final-check.json for the board."""
+    plan = LaunchPlan.from_xcom(plan_xcom)
+    observer = IngestObserver.from_connection()
+    results = [check_point(observer, plan.event_id, LaunchPlan.point_item(p), wait_s=0) for p in plan.points]
+    checks = {"launch_dag": reported(_launch_dag_check, "cannot read the state of bridgecast_launch")}
+    table, summary = go_no_go_table(plan, results, checks)
+    print(table)
+    save_artifact(plan, "final-check.json", summary)
+    tell_no_go(plan, "final-check", summary)
+    return {k: v for k, v in summary.items() if k != "points"}

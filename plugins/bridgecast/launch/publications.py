@@ -47,6 +47,10 @@ def recap_video_title(event: Event) -> str:
     return f"Video tổng hợp: {event.short_title}"
 
 
+def recap_reel_title(event: Event) -> str:
+    return f"Reel: {event.short_title}"  # not the recap video's title: a Reel must never be taken for it
+
+
 def press_kit_title(event: Event) -> str:
     return f"[Thông cáo báo chí] {event.short_title}"
 
@@ -58,6 +62,10 @@ FANPAGE_PHOTOS = LaunchPublication("photos-post", "fanpage", "launch/fanpage-pho
                                    max_photos=10)  # the Graph API's multi-photo post cap
 RECAP_VIDEO = LaunchPublication("recap-video", "fanpage", "launch/fanpage-recap-video", "video", recap_video_title)
 PRESS_KIT = LaunchPublication("press-kit", "press", "launch/press-kit", "email", press_kit_title, max_photos=12)
+
+# The 9:16 recap as a Reel, published by the vertical-recap task (beside the others, so not counted in ALL: the summary
+# does not wait for it).
+RECAP_REEL = LaunchPublication("recap-reel", "fanpage", "launch/fanpage-recap-reel", "reel", recap_reel_title)
 
 ALL = (LIVE_VIDEO, PORTAL_ARTICLE, FANPAGE_PHOTOS, RECAP_VIDEO, PRESS_KIT)
 GALLERY_SELECTION = max(d.max_photos for d in ALL)  # photos the galleries pick for the publications
@@ -144,6 +152,11 @@ def photos_post(event: Event, photos: tuple[MediaFile, ...]) -> Publication:
 
 def recap_video(event: Event, text: str, video: MediaFile) -> Publication:
     return RECAP_VIDEO.publication(event, body=text, video=video)
+
+
+def recap_reel(event: Event, video: MediaFile) -> Publication:
+    body = f"{event.theme}\n\n{recap_caption(event)}\n" + " ".join(f"#{t}" for t in FANPAGE_HASHTAGS)
+    return RECAP_REEL.publication(event, body=body, video=video)
 
 
 def press_kit(event: Event, text: str, links: tuple[tuple[str, str], ...], article_url: str | None) -> Publication:

@@ -81,6 +81,14 @@ def publish_fanpage_post(plan_xcom: dict, recap: dict | None, galleries: dict | 
     return made
 
 
+def publish_reel(event: Event, path: Path) -> dict:
+    """The 9:16 recap as a Reel on the fanpage (`channels.reels`), once through the ledger."""
+    from bridgecast.channels.reels import ReelChannel
+
+    reels = ReelChannel(channel(event, defs.RECAP_REEL.channel))
+    return publish(reels, defs.recap_reel(event, MediaFile.from_path(path, "video/mp4")))
+
+
 def send_press_kit(plan_xcom: dict, recap: dict | None, galleries: dict | None, article: dict | None) -> dict:
     """The press kit email: the story, a link to the portal article, presigned links to the recap and photos."""
     plan = LaunchPlan.from_xcom(plan_xcom)
@@ -89,6 +97,8 @@ def send_press_kit(plan_xcom: dict, recap: dict | None, galleries: dict | None, 
     if recap:
         links += [("Video tổng hợp (MP4)", storage.presigned_url(recap["recap_key"])),
                   ("Ảnh đại diện video", storage.presigned_url(recap["poster_key"]))]
+        if recap.get("contact_sheet_key"):
+            links.append(("Ảnh tổng hợp các khung hình (contact sheet)", storage.presigned_url(recap["contact_sheet_key"])))
     for i, photo in enumerate(_selection(galleries)[:defs.PRESS_KIT.max_photos], 1):
         links.append((defs.photo_link_label(i, photo["name"]), storage.presigned_url(photo["web"])))
     pub = defs.press_kit(event, _story(event, recap, galleries), tuple(links), (article or {}).get("url"))

@@ -287,7 +287,7 @@ def build_vertical_recap(plan_xcom: dict, recap: dict) -> dict:
 
 
 REEL_WIDTH = 540  # the Reel minimum (540×960); a rehearsal's 240p feed is upscaled to it
-REEL_MAX_S = 90
+REEL_MAX_S = 89.5  # the 90 s limit, less the few ms a container runs past its last frame
 
 
 # --- galleries ---------------------------------------------------------------------------------------------------

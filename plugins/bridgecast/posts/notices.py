@@ -75,3 +75,23 @@ def outcome_reported(content: PostContent, *, outcome: str, outcome_text: str, l
                           f"({content.publish_at_words})", body="\n".join(lines), link=link,
                           facts={"key": content.key, "run_id": run_id, "outcome": outcome,
                                  "publish_at": content.publish_at.isoformat()}))
+
+
+def mail_approval_requests(notice: Notice) -> None:
+    """The HITL notice by e-mail: an approval waiting is an incident of the configured event (one mail per post and
+    run, whatever the retries), to its staff list, with the approval page's link."""
+    if notice.kind != "approval_requested":
+        return
+    from bridgecast.alerts.incidents import Incident, board_link, raise_incident
+    from bridgecast.event import default_event_path, load_event
+
+    event = load_event(default_event_path())
+    link = notice.link or ""
+    if link.startswith("/"):  # no [api] base_url: the path in the UI, made absolute on the board's host
+        link = board_link().removesuffix("/bridgecast/board/") + link
+    raise_incident(Incident(event_id=event.id, key=f"approval:{notice.facts.get('run_id')}:{notice.facts.get('key')}",
+                            level="warning", subject=notice.subject, body=notice.body, link=link or None),
+                   [m.email for m in event.staff])
+
+
+subscribe(mail_approval_requests)  # delivery through bridgecast.alerts (Airflow's SMTP notifier)

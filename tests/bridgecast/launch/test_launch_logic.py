@@ -73,7 +73,7 @@ def test_stat_parsing_and_conformance_judgement():
 
 
 def test_go_no_go_table_names_the_failing_point_and_keeps_the_others():
-    plan = LaunchPlan("ev", "ev/_launch/event.yaml", "Diễn tập", T0, T0, T0, T0, T0, "trung-uong", (), ())
+    plan = LaunchPlan("ev", "ev/_launch/event.yaml", "Diễn tập", T0, T0, T0, T0, T0, T0, "trung-uong", (), ())
     results = [
         {"point": "vinh-phuc", "name": "Vĩnh Phúc", "go": True, "receiving": True, "recording": True,
          "conformant": True, "bitrate_kbps": 800, "problems": [], "notes": []},

@@ -14,7 +14,7 @@ from bridgecast.launch.wrapup import clip_window, recap_order, tally_galleries
 from bridgecast.ledger import LedgerRow
 
 T0 = datetime(2020, 5, 23, 1, 0, tzinfo=timezone.utc)
-PLAN = LaunchPlan("ev", "ev/_launch/event.yaml", "Diễn tập", T0, T0, T0, T0, T0 + timedelta(minutes=3), "trung-uong",
+PLAN = LaunchPlan("ev", "ev/_launch/event.yaml", "Diễn tập", T0, T0, T0, T0, T0, T0 + timedelta(minutes=3), "trung-uong",
                   (PlanPoint("trung-uong", "Trung ương", "Điểm cầu Trung ương"),
                    PlanPoint("vinh-phuc", "Vĩnh Phúc", "Vĩnh Phúc"), PlanPoint("ha-giang", "Hà Giang", "Hà Giang")),
                   (PlanTeam("tam-dao", "Tam Đảo", "vinh-phuc"),))

@@ -7,6 +7,7 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import requests
 
 from bridgecast.channels.base import MediaFile, Publication, RejectedInput
 from bridgecast.channels.insights import page_daily, post_reach, reach_of, video_reach
@@ -94,6 +95,11 @@ def test_video_insights_of_an_uploaded_video(sandbox, channel, tmp_path):
 def test_live_video_reach_counts_viewers_only_while_live(sandbox, channel):
     live = channel.create_live_video("TRỰC TIẾP: Lễ ra quân (thử)", "Kiểm tra số liệu")
     assert reach_of(channel.client, "live", live.remote_id).watching_now == 0  # preview: nobody watches
+    # A live is on air only while it receives a stream (as on Facebook): tell the sandbox a publisher connected,
+    # through the ingest callback its nginx calls (this test has no nginx)
+    secret = channel.live_stream_url(live.remote_id).rsplit("a=", 1)[1]
+    requests.post(f"{sandbox.base_url}/_ingest/on_publish", data={"name": live.remote_id, "a": secret},
+                  timeout=10).raise_for_status()
     channel.go_live(live.remote_id)
     during = reach_of(channel.client, "live", live.remote_id)
     assert during.kind == "live" and during.watching_now > 0 and during.views > 0 and during.note is None
