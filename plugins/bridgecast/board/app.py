@@ -4,6 +4,7 @@
     /bridgecast/board/static/<file>         its script, style and icon
     /bridgecast/api/board?event=|run_id=    the JSON the page polls every 4 s
     /bridgecast/api/thumbnails/<point>.jpg  a stream's latest picture
+    /bridgecast/api/report/{html|pdf}?event= the newest results report, streamed from S3 (never a presigned URL)
 
 Every route sits behind Airflow's own authentication and authorization: the api-server's JWT (the `_token` cookie
 the UI holds, or an `Authorization: Bearer` header) must belong to a user who may read the runs of
@@ -22,11 +23,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from bridgecast.board import server
 from bridgecast.board.assemble import Facts, assemble
-from bridgecast.board.sources import Sources, SourceError, TTLCache
+from bridgecast.board.sources import REPORT_KINDS, Sources, SourceError, TTLCache
 from bridgecast.event import Event, EventConfigError, default_event_path, load_event, load_event_bytes
 
 log = logging.getLogger("bridgecast.board")
@@ -134,6 +135,31 @@ def create_app(board: Board | None = None, *, access=None, thumbnailer: bool = T
             raise HTTPException(404, "chưa có ảnh của luồng này") from None
         return Response(picture, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
 
+    @app.get("/api/report/{kind}")
+    def report_file(kind: str, event: str | None = Query(None)):
+        """The newest report of the event (the configured one by default) through this authenticated app, so
+        the link works only for who may see the board and the S3 credentials never leave the server."""
+        if kind not in REPORT_KINDS:
+            raise HTTPException(404, "chỉ có báo cáo dạng html hoặc pdf")
+        event_id = event or _file_event(board, default_event_path()).id
+        if not _POINT_ID.match(event_id):
+            raise HTTPException(404, f"mã sự kiện {event_id!r} không hợp lệ")
+        try:
+            obj = board.sources.report_file(event_id, kind)
+        except SourceError as exc:
+            raise HTTPException(503, f"Không đọc được báo cáo từ kho lưu trữ, thử lại sau: {exc}") from None
+        if obj is None:
+            raise HTTPException(404, "Chưa có báo cáo kết quả của sự kiện này.")
+        media = "application/pdf" if kind == "pdf" else "text/html; charset=utf-8"
+        name = f"bao-cao-{event_id}.{kind}"
+        headers = {"Cache-Control": "private, no-cache", "Content-Disposition": f'inline; filename="{name}"'}
+        if obj.get("ContentLength") is not None:
+            headers["Content-Length"] = str(obj["ContentLength"])
+        if kind == "html":  # the report is self-contained (charts inlined): it may show its own images and styles
+            headers["Content-Security-Policy"] = ("default-src 'none'; img-src data: 'self'; style-src 'unsafe-inline'; "
+                                                  "frame-ancestors 'self'; base-uri 'none'; form-action 'none'")
+        return StreamingResponse(obj["Body"].iter_chunks(64 * 1024), media_type=media, headers=headers)
+
     return app
 
 
@@ -165,7 +191,8 @@ def gather(board: Board, session, *, event_id: str | None = None, run_id: str | 
                              ("storage", "thumbnails", sources.thumbnails),
                              ("ledger", "publications", lambda: sources.publications(event.id)),
                              ("storage", "incidents", lambda: sources.incidents(event.id)),
-                             ("storage", "relay", lambda: sources.relay(event.id))):
+                             ("storage", "relay", lambda: sources.relay(event.id)),
+                             ("storage", "report", lambda: sources.report(event.id))):
         try:
             setattr(facts, attr, read())
         except SourceError as exc:

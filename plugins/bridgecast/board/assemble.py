@@ -50,6 +50,7 @@ class Facts:
     publications: list[dict] | None = None
     incidents: list[dict] | None = None  # bridgecast.alerts records: what staff were mailed
     relay: dict | None = None  # the fanpage relay's health (relay.json)
+    report: dict | None = None  # {"latest", "numbers"} of the results report (both None: none yet); None = unread
     errors: dict[str, str] = field(default_factory=dict)  # source → what went wrong
 
 
@@ -73,6 +74,7 @@ def assemble(facts: Facts, thumbnail_url=lambda stream, at: f"thumbnails/{stream
         "publications": [_publication(p) for p in facts.publications or []],
         "relay": {k: (facts.relay or {}).get(k) for k in ("showing", "state", "restarts", "bitrate_kbps", "speed",
                                                            "switches", "updated_at")} if facts.relay else None,
+        "results": results_panel(facts.report, event),
         "sources": {name: "ok" if name not in facts.errors else facts.errors[name]
                     for name in ("gateway", "stat", "storage", "ledger", "airflow")},
     }
@@ -204,6 +206,43 @@ def _publication(p: dict) -> dict:
             "key": p["key"], "label": PUBLICATION_LABELS.get(p["key"], p["key"]), "status": p["status"],
             "status_label": STATUS_LABELS.get(p["status"], p["status"]), "url": p.get("url"), "at": p.get("at"),
             "error": p.get("error")}
+
+
+# --- the results («Kết quả vận động») -----------------------------------------------------------------------------
+def results_panel(report: dict | None, event: Event) -> dict:
+    """Sign-ups per district against the target and the province against the plan, from the newest report's
+    numbers.json (`bridgecast.results.numbers`: its `signups` section), with links to the HTML and PDF."""
+    if report is None:
+        return {"state": "unknown", "text": "Không đọc được báo cáo kết quả (kho lưu trữ S3)."}
+    latest, numbers = report.get("latest"), report.get("numbers")
+    if not latest:
+        return {"state": "none", "text": "Chưa có báo cáo."}
+    day = latest.get("day")
+    links = {kind: f"../api/report/{kind}?event={event.id}" for kind in ("html", "pdf") if latest.get(f"{kind}_key")}
+    signups = (numbers or {}).get("signups")
+    if not signups:
+        return {"state": "incomplete", "day": day, "day_local": _day_local(day), "links": links,
+                "text": "Báo cáo có nhưng không đọc được số liệu (numbers.json)."}
+    districts = [{"id": u["id"], "name": u["name"], "total": u["total"], "target": u.get("target"),
+                  "reached": bool(u.get("reached")), "missing": u.get("missing"),
+                  "last_reported": u.get("last_reported")} for u in signups.get("units", [])]
+    return {
+        "state": "ready", "day": day, "day_local": _day_local(day), "links": links,
+        "generated_at": latest.get("generated_at") or numbers.get("generated_at"),
+        "day_number": numbers.get("day_number"), "campaign_length": numbers.get("campaign_length"),
+        "target_per_unit": signups.get("target_per_unit"), "districts": districts,
+        "units_reached": signups.get("units_reached"), "units_total": signups.get("units_total"),
+        "total": signups.get("total"), "plan_6m": signups.get("plan_6m"),
+        "plan_progress": signups.get("plan_progress"), "plan_missing": signups.get("plan_missing"),
+        "plan_placeholder": bool(signups.get("plan_placeholder")),
+    }
+
+
+def _day_local(day: str | None) -> str | None:
+    try:
+        return datetime.strptime(day, "%Y-%m-%d").strftime("%d/%m/%Y") if day else None
+    except ValueError:
+        return day
 
 
 # --- above the rows -----------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 - nginx-rtmp's `/stat` XML: bitrate, declared frame rate and size of each stream (one fetch per refresh);
 - S3 (keys from `bridgecast.objects`): the launch's preflight table, the event's manifests (photos), the
   thumbnails the thumbnailer keeps;
+- S3 again: the results report's `latest.json` and the `numbers.json` it points at (written by `bridgecast_report`);
 - the publication ledger: what went out, what failed, with links; a staff post's frozen media list tells which
   points it shows.
 
@@ -21,12 +22,14 @@ from datetime import datetime
 
 import requests
 
-from bridgecast.objects import board_key, is_manifest_key, launch_key, manifest_prefix, post_key
+from bridgecast.objects import board_key, is_manifest_key, launch_key, manifest_prefix, post_key, report_latest_key
 
 LIVE_TTL_S = 2.0  # the board refreshes every 4 s: a 2 s cache keeps a drop visible within ~6 s
 STORAGE_TTL_S = 5.0
 HTTP_TIMEOUT_S = 4.0
 THUMBNAILS_PREFIX = board_key("thumbnails/")
+REPORT_TTL_S = 30.0  # the report is remade once a day: no need to look more often
+REPORT_KINDS = {"html": "html_key", "pdf": "pdf_key"}  # what the board links to, and latest.json's field for it
 SNAPSHOT_RETRY_S = 60.0  # a post without a frozen media list yet is looked at again after this long
 
 
@@ -169,6 +172,46 @@ class Sources:
 
         return self.cache.get(("relay", event_id), LIVE_TTL_S, load)
 
+    def report(self, event_id: str) -> dict:
+        """The newest results report: `{"latest": latest.json, "numbers": its numbers.json}`, both None before
+        `bridgecast_report` has run for the event."""
+        def load():
+            latest = self._json_or_none(report_latest_key(event_id), "latest.json")
+            if latest is None:
+                return {"latest": None, "numbers": None}
+            numbers = self._json_or_none(latest["numbers_key"], "numbers.json") if latest.get("numbers_key") else None
+            return {"latest": latest, "numbers": numbers}
+
+        return self.cache.get(("report", event_id), REPORT_TTL_S, load)
+
+    def report_file(self, event_id: str, kind: str) -> tuple[dict, object] | None:
+        """The newest report's HTML or PDF as S3 answers it (`Body` a stream, `ContentType`, `ContentLength`);
+        None when there is no such report yet."""
+        latest = self.report(event_id)["latest"]
+        key = (latest or {}).get(REPORT_KINDS[kind])
+        if not key:
+            return None
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.storage.client.get_object(Bucket=self.storage.bucket, Key=key)
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise SourceError(f"S3 report {kind}: {_short(exc)}") from None
+
+    def _json_or_none(self, key: str, label: str):
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.storage.get_json(key)
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise SourceError(f"S3 {label} of the report: {_short(exc)}") from None
+        except Exception as exc:  # noqa: BLE001 - unreachable S3, or a file that is not JSON
+            raise SourceError(f"S3 {label} of the report: {type(exc).__name__}: {_short(exc)}") from None
+
     def manifests(self, event_id: str) -> list[dict]:
         """Every manifest of the event (one listing; only new or changed manifests are fetched)."""
         return self.cache.get(("manifests", event_id), STORAGE_TTL_S, lambda: self._load_manifests(event_id))
@@ -242,6 +285,10 @@ class Sources:
 def _point_of(event_id: str, key: str) -> str | None:
     parts = key.split("/")
     return parts[1] if len(parts) > 2 and parts[0] == event_id and not parts[1].startswith("_") else None
+
+
+def _missing(exc) -> bool:
+    return exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound")
 
 
 def _short(exc: Exception) -> str:

@@ -1,5 +1,5 @@
-"""The gateway's public API: field-team uploads (multipart and resumable), the upload page, health, the admin
-live view. No nginx callback lives here (`rtmp.py`, a port of its own).
+"""The gateway's public API: field-team uploads (multipart and resumable), a district team's daily sign-up figure,
+the upload page, health, the admin live view. No nginx callback lives here (`rtmp.py`, a port of its own).
 
 Every request that carries a body is authenticated and size-checked on its head, before the body is read; every
 file operation runs in a worker thread, so the event loop keeps answering.
@@ -11,6 +11,7 @@ import json
 import logging
 import re
 from dataclasses import asdict
+from datetime import date, datetime
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
@@ -94,10 +95,84 @@ def _session_fields(body: dict) -> tuple[str, int, str, str]:
     return filename, size, content_type, str(fingerprint)
 
 
-def create_app(gateway: Gateway) -> FastAPI:
-    """The public API: uploads, the upload page, health, and the admin live view. No nginx callback lives here."""
+# --- a district team's sign-ups of one day ------------------------------------------------------------------------
+SIGNUPS_DAG = "bridgecast_import_signups"  # records it (bridgecast.results; the gateway never imports a feature)
+MAX_FIGURE = 1_000_000
+SIGNUP_LABELS = {"day": "Ngày (day)", "count": "Số người tham gia mới (count)", "forms": "Số tờ khai (forms)"}
+
+
+def _figure(body: dict, field: str, *, required: bool) -> int | None:
+    value, label = body.get(field), SIGNUP_LABELS[field]
+    if value is None or value == "":
+        if required:
+            raise HTTPException(422, f"«{label}»: chưa nhập — nhập số người tham gia mới trong ngày (0 nếu không có).")
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise HTTPException(422, f"«{label}»: {str(value)[:20]!r} không phải số nguyên — nhập một số nguyên ≥ 0.")
+    if not 0 <= value <= MAX_FIGURE:
+        raise HTTPException(422, f"«{label}»: {value} không hợp lệ — nhập một số nguyên từ 0 đến {MAX_FIGURE:,}."
+                            .replace(",", "."))
+    return value
+
+
+def _signup_day(body: dict, event) -> date:
+    text, label = str(body.get("day") or "").strip(), SIGNUP_LABELS["day"]
+    try:
+        day = datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        raise HTTPException(422, f"«{label}»: {text[:20]!r} không phải ngày — chọn ngày báo cáo.") from None
+    today = datetime.now(event.tz).date()  # the event's zone (Asia/Ho_Chi_Minh): "today" is the team's today
+    if day > today:
+        raise HTTPException(422, f"«{label}»: ngày {day:%d/%m/%Y} chưa đến (hôm nay {today:%d/%m/%Y}) — chỉ báo cáo "
+                                 "số của những ngày đã qua.")
+    first, last = event.campaign_start, event.campaign_last_day
+    if not first <= day <= last:
+        raise HTTPException(422, f"«{label}»: ngày {day:%d/%m/%Y} nằm ngoài Tháng vận động ({first:%d/%m/%Y} – "
+                                 f"{last:%d/%m/%Y}) — chọn đúng ngày.")
+    return day
+
+
+def signup_conf(who: PointIdentity, event, body: dict) -> dict:
+    """The `bridgecast_import_signups` conf for a team's figure (its `team_report`), or a 4xx naming the field."""
+    point = event.point(who.point_id) if event is not None and who.point_id in {p.id for p in event.points} else None
+    if point is None or point.kind != "district":
+        raise HTTPException(403, "Chỉ đội tuyên truyền lưu động cấp huyện báo cáo số người tham gia trên trang này.")
+    report = {"district_id": who.point_id, "day": _signup_day(body, event).isoformat(),
+              "count": _figure(body, "count", required=True), "forms": _figure(body, "forms", required=False),
+              "source": f"team_page:{who.point_id}"}
+    conf = {"team_report": report, "event_id": who.event_id}
+    if who.event_file:  # the same event file the gateway read (a rehearsal's, or the configured one)
+        conf["event_file"] = who.event_file
+    return conf
+
+
+def _trigger_with_airflow(dag_id: str, conf: dict) -> dict:
+    from bridgecast.airflow_api import AirflowAPI
+
+    return AirflowAPI.from_connection().trigger(dag_id, conf)
+
+
+def _airflow_answer(exc: Exception) -> tuple[int, str]:
+    """503 «thử lại sau» when the api-server is away or failing; 502 when it refuses us (a configuration matter)."""
+    import requests
+
+    from bridgecast.airflow_api import AirflowAPIError
+
+    if isinstance(exc, requests.RequestException) or (isinstance(exc, AirflowAPIError) and exc.status >= 500):
+        return 503, ("Máy chủ Airflow tạm thời chưa nhận được số liệu — số đã nhập vẫn còn trên trang, hãy thử lại "
+                     "sau ít phút.")
+    return 502, ("Máy chủ Airflow từ chối ghi số liệu (lỗi cấu hình phía ban tổ chức) — số đã nhập vẫn còn trên "
+                 "trang; báo ban tổ chức rồi thử lại sau.")
+
+
+def create_app(gateway: Gateway, *, trigger=None) -> FastAPI:
+    """The public API: uploads, sign-ups, the upload page, health, and the admin live view. No nginx callback lives
+    here. `trigger(dag_id, conf)` starts a DAG run (Airflow's REST API by default)."""
     app = FastAPI(title="Bridgecast ingest gateway", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.gateway = gateway
+    trigger = trigger or _trigger_with_airflow
 
     @app.exception_handler(BotoCoreError)
     @app.exception_handler(ClientError)
@@ -267,6 +342,28 @@ def create_app(gateway: Gateway) -> FastAPI:
             raise HTTPException(404, "unknown upload")
         return {k: manifest.get(k) for k in ("sha256", "kind", "status", "reason", "reason_code", "original_name",
                                              "received_at", "renditions", "receipts", "size")}
+
+    @app.post("/api/signups")
+    async def signups(request: Request, authorization: str | None = Header(None)):
+        """A district team's new participants of one day: checked here (4xx naming the field), recorded by
+        bridgecast_import_signups; the answer is a receipt with the run that records it."""
+        g = gw(request)
+        who = await g.point_of(authorization)
+        event = await asyncio.to_thread(g.event_of, who)
+        conf = signup_conf(who, event, await _read_json_object(request))
+        try:
+            run = await asyncio.to_thread(trigger, SIGNUPS_DAG, conf)
+        except Exception as exc:  # noqa: BLE001 - requests/AirflowAPIError: answered, never a 500
+            status, detail = _airflow_answer(exc)
+            log.error("sign-ups of %s/%s not sent to Airflow: %s", who.event_id, who.point_id, exc)
+            return JSONResponse({"detail": detail}, status_code=status,
+                                headers={"Retry-After": "30"} if status == 503 else {})
+        report = conf["team_report"]
+        day = date.fromisoformat(report["day"])
+        forms = f", {report['forms']} tờ khai" if report["forms"] is not None else ""
+        return {"accepted": True, "run_id": (run or {}).get("dag_run_id"), **report,
+                "message": f"Đã nhận báo cáo ngày {day:%d/%m/%Y}: {report['count']} người tham gia mới{forms}. "
+                           "Số liệu vào báo cáo kết quả sau ít phút; gửi lại số khác cho cùng ngày là sửa số."}
 
     @app.get("/u/{token}", response_class=HTMLResponse)
     async def upload_page(request: Request, token: str):

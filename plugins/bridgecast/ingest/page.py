@@ -9,6 +9,7 @@ import html
 import io
 import json
 import secrets
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
@@ -67,6 +68,35 @@ def _when_line(event: Event) -> str:
     return f"{local:%H:%M} {_WEEKDAYS_VI[local.weekday()]}, ngày {local:%d/%m/%Y}"
 
 
+def _signup_form(point: Point | None, event: Event | None) -> tuple[str, dict | None]:
+    """The short sign-up form (HTML, and its bounds for the script) — district teams only. The day defaults to
+    today in the event's zone (Asia/Ho_Chi_Minh), whatever the phone's clock zone."""
+    if point is None or event is None or point.kind != "district":
+        return "", None
+    today = datetime.now(event.tz).date()
+    latest = min(today, event.campaign_last_day)
+    bounds = {"min": event.campaign_start.isoformat(), "max": latest.isoformat(),
+              "default": max(event.campaign_start, latest).isoformat()}
+    html_text = f"""
+  <section class="signups" aria-labelledby="signups-title">
+    <h2 id="signups-title">Báo cáo số người tham gia BHXH tự nguyện</h2>
+    <form id="signup-form" novalidate>
+      <label for="su-day">Ngày</label>
+      <input id="su-day" name="day" type="date" required value="{_e(bounds['default'])}" min="{_e(bounds['min'])}"
+        max="{_e(bounds['max'])}">
+      <label for="su-count">Số người tham gia mới</label>
+      <input id="su-count" name="count" type="number" inputmode="numeric" min="0" step="1" required>
+      <label for="su-forms">Số tờ khai <small>(không bắt buộc)</small></label>
+      <input id="su-forms" name="forms" type="number" inputmode="numeric" min="0" step="1">
+      <button id="su-send" class="btn go" type="submit">Gửi báo cáo</button>
+    </form>
+    <p id="su-result" class="signup-result" role="status" aria-live="polite" hidden></p>
+    <p class="hint">Mỗi ngày gửi một lần; gửi lại số khác cho cùng ngày là sửa số đã báo.</p>
+  </section>
+"""
+    return html_text, bounds
+
+
 def render_upload_page(who: PointIdentity, event: Event | None, token: str) -> str:
     point = None
     if event is not None:
@@ -83,12 +113,14 @@ def render_upload_page(who: PointIdentity, event: Event | None, token: str) -> s
         "default-src 'none'", f"script-src 'nonce-{nonce}'", f"style-src 'nonce-{nonce}'", "img-src 'self'",
         "connect-src 'self'", "base-uri 'none'", "form-action 'none'"])
     max_mb = event.media.max_upload_mb if event is not None else None
+    signup_html, signup_bounds = _signup_form(point, event)
     config = {
         "token": token,
         "eventId": who.event_id,
         "pointId": who.point_id,
         "team": team,
         "maxUploadMb": max_mb,
+        "signups": signup_bounds,
     }
     # Relative to /u/{token}: works unchanged behind a reverse proxy that mounts the gateway under a prefix.
     qr_src = f"{quote(token, safe='')}/qr.png"
@@ -136,6 +168,7 @@ def render_upload_page(who: PointIdentity, event: Event | None, token: str) -> s
     <p id="summary" class="summary" aria-live="polite"></p>
   </section>
 
+{signup_html}
   <section class="files" aria-labelledby="files-title">
     <h2 id="files-title">Tệp của đội</h2>
     <ul id="list" class="file-list"></ul>

@@ -150,8 +150,47 @@ function updateHeader(data) {
   cls($("c-pubs"), "bad", Boolean(c.publications && c.publications.failed + c.publications.unknown));
   cls($("c-nogo"), "bad", c.points_no_go > 0);
   updateAlerts(data.alerts);
+  if (data.results) updateResults(data.results);
   if (data.publications.length) updateLinks($("publications"), data.publications, state.pubRefs ??= {});
   if (data.note) showBanner(data.note, "info");
+}
+
+// The results panel: per district sign-ups against the target, the province against the plan, links to the report.
+function updateResults(r) {
+  const key = JSON.stringify(r);
+  if (state.resultsKey === key) return;
+  state.resultsKey = key;
+  text($("results-day"), r.day_local ? `· báo cáo ngày ${r.day_local}` +
+       (r.day_number ? ` (ngày ${r.day_number}/${r.campaign_length} của tháng cao điểm)` : "") : "");
+  const summary = $("results-summary");
+  if (r.state !== "ready") {
+    text(summary, r.text);
+    summary.className = r.state === "none" ? "none" : "warn";
+  } else {
+    const plan = r.plan_6m ? ` · tỉnh: ${r.total}/${r.plan_6m} người so với kế hoạch 6 tháng (${r.plan_progress}%` +
+      (r.plan_missing ? `, còn thiếu ${r.plan_missing}` : "") + ")" + (r.plan_placeholder ? " — kế hoạch tạm tính" : "")
+      : ` · tổng: ${r.total} người (chưa có kế hoạch 6 tháng)`;
+    text(summary, `${r.units_reached}/${r.units_total} huyện đạt mục tiêu ${r.target_per_unit} người${plan}`);
+    summary.className = "";
+  }
+  const links = Object.entries(r.links || {}).map(([kind, href]) => {
+    const a = document.createElement("a");
+    a.href = href; a.target = "_blank"; a.rel = "noopener";
+    a.textContent = kind === "pdf" ? "Báo cáo PDF" : "Báo cáo HTML";
+    return a;
+  });
+  $("results-links").replaceChildren(...links);
+  const items = (r.districts || []).map((d) => {
+    const li = document.createElement("li");
+    li.className = d.reached ? "ok" : "short";
+    const name = document.createElement("span");
+    name.textContent = d.name;
+    const figure = document.createElement("strong");
+    figure.textContent = `${d.total}/${d.target}` + (d.reached ? " ✓" : ` · thiếu ${d.missing}`);
+    li.append(name, figure);
+    return li;
+  });
+  $("results-districts").replaceChildren(...items);
 }
 
 function updateAlerts(alerts) {

@@ -457,6 +457,46 @@
     }
   }
 
+  // --- the district team's sign-up form -------------------------------------------------------------------
+  // Sent with the same token as the uploads; on any failure the values stay in the form, to send again.
+  function wireSignupForm() {
+    const form = $("#signup-form");
+    const result = $("#su-result");
+    const send = $("#su-send");
+    function say(text, isError) {
+      result.textContent = text;
+      result.classList.toggle("error", Boolean(isError));
+      result.hidden = false;
+    }
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const count = $("#su-count").value.trim();
+      const forms = $("#su-forms").value.trim();
+      if (!/^\d+$/.test(count)) { say("«Số người tham gia mới»: nhập một số nguyên ≥ 0 (0 nếu không có).", true); return; }
+      if (forms && !/^\d+$/.test(forms)) { say("«Số tờ khai»: nhập một số nguyên ≥ 0, hoặc để trống.", true); return; }
+      const body = { day: $("#su-day").value, count: Number(count), forms: forms ? Number(forms) : null };
+      send.disabled = true;
+      say("Đang gửi…", false);
+      try {
+        const response = await fetch(new URL("../api/signups", window.location.href).toString(), {
+          method: "POST", cache: "no-store", body: JSON.stringify(body),
+          headers: { Authorization: "Bearer " + cfg.token, "Content-Type": "application/json" },
+        });
+        const data = parseJson(await response.text().catch(() => ""));
+        if (!response.ok) {
+          say(detailOf(data) || STATUS_VI[response.status] || ("Không gửi được (HTTP " + response.status +
+              ") — thử lại sau."), true);
+          return;
+        }
+        say(data.message || "Đã nhận báo cáo.", false);
+      } catch (err) {
+        say("Mất kết nối — số đã nhập vẫn còn đây, hãy thử lại sau.", true);
+      } finally {
+        send.disabled = false;
+      }
+    });
+  }
+
   // --- wiring --------------------------------------------------------------------------------------------
   for (const input of [$("#files"), $("#camera")]) {
     input.addEventListener("change", () => {
@@ -478,6 +518,7 @@
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") updateSummary(); // re-acquire the wake lock the OS dropped
   });
+  if (cfg.signups) wireSignupForm();
   restoreHistory();
   $("#empty").hidden = items.length > 0;
   updateSummary();
