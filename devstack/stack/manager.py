@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 
 from bridgecast.event import default_event_path, load_event
-from devstack.stack.celery import celery_env, celery_services, check_mode, choose_executor
+from devstack.stack.celery import celery_env, celery_services, choose_executor, claim_mode
 from devstack.stack.env import stack_env, sync_connections, write_env_file
 from devstack.stack.layout import Layout
 from bridgecast.ingest.keys import issue_point_keys
@@ -69,7 +69,7 @@ class Stack:
 
     def up(self, echo=print) -> dict[str, float]:
         """Start what is not running; returns seconds spent per service started."""
-        check_mode(self.layout, self.executor)
+        claim_mode(self.layout, self.executor)
         write_env_file(self.layout, self.env)
         event_path = default_event_path()
         event = load_event(event_path)
