@@ -76,14 +76,22 @@ def cut(src: str | os.PathLike, dst: str | os.PathLike, start: float, end: float
 def _keyframe_at_or_before(src: str | os.PathLike, start: float) -> float | None:
     window_start = max(0.0, start - 10)
     done = run_capture(["ffprobe", "-v", "error", "-select_streams", "v:0", "-read_intervals",
-                        f"{window_start:.3f}%{start + 0.001:.3f}", "-show_entries", "packet=pts_time,flags",
+                        f"{window_start:.3f}%{start + _FIRST_KEYFRAME_SLACK_S:.3f}", "-show_entries",
+                        "packet=pts_time,flags",
                         "-of", "csv=p=0", str(src)], timeout=60, path=src)
-    keyframes = []
+    keyframes, later = [], []
     for line in done.stdout.decode("ascii", "replace").splitlines():
         pts, _, flags = line.partition(",")
-        if "K" in flags and pts not in ("", "N/A") and float(pts) <= start + 1e-3:
-            keyframes.append(float(pts))
+        if "K" in flags and pts not in ("", "N/A"):
+            (keyframes if float(pts) <= start + 1e-3 else later).append(float(pts))
+    if not keyframes and later and start <= _FIRST_KEYFRAME_SLACK_S:
+        # A file's first picture is often a few ms after 0 (a joined FLV's B-frame delay): a cut "from the start"
+        # begins on that first keyframe instead of re-encoding the whole clip.
+        return min(later)
     return max(keyframes) if keyframes else None
+
+
+_FIRST_KEYFRAME_SLACK_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -227,11 +235,26 @@ def concat(parts: Sequence[str | os.PathLike | MediaInfo], dst: str | os.PathLik
 
 
 def _audio_bsf(dropped: list[int]) -> str:
-    """noise=drop leaves out the planned packets (n counts packets entering it), setts lays the rest end to end."""
+    """noise=drop leaves out the planned packets (n counts packets entering it), setts lays the rest end to end.
+
+    ffmpeg's expression parser refuses very long expressions (a 64-point montage drops ~100 packets), so runs of
+    consecutive packets become one `between()` and the terms are split over several noise filters, the highest
+    packets first: dropping them does not renumber the lower packets the next filter looks at."""
     contiguous = f"setts=ts=N*{AAC_FRAME}:duration={AAC_FRAME}"
     if not dropped:
         return contiguous
-    return "noise=drop=" + "+".join(f"eq(n\\,{n})" for n in dropped) + "," + contiguous
+    runs: list[list[int]] = []
+    for n in sorted(set(dropped)):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    terms = [f"eq(n\\,{a})" if a == b else f"between(n\\,{a}\\,{b})" for a, b in reversed(runs)]
+    filters = ["noise=drop=" + "+".join(terms[i:i + _DROP_TERMS]) for i in range(0, len(terms), _DROP_TERMS)]
+    return ",".join(filters) + "," + contiguous
+
+
+_DROP_TERMS = 12  # terms per noise filter: well inside what the expression parser takes
 
 
 def _chapters(names: Sequence[str | None], starts: list[float], end: float) -> list[Chapter]:

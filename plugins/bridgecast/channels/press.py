@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "press"
 DEFAULT_CONN_ID = "bridgecast_smtp"
+SERVER_MARGIN_S = 30.0  # how long past our socket timeout an SMTP server may still finish taking a message
 # 7bit transfer encoding everywhere (quoted-printable/base64 bodies, RFC 2047 headers): Vietnamese survives any
 # relay, including ones that do not announce 8BITMIME.
 _POLICY = email.policy.SMTP.clone(cte_type="7bit")
@@ -160,6 +161,10 @@ class PressChannel(Channel):
         crash-after-250 window only, a duplicate that carries the same Message-ID. A `published` row is never
         resent: the ledger returns it before asking us."""
         return None
+
+    def server_window_s(self, pub: Publication) -> float:
+        """A send that lost its line may still be delivered: the socket timeout plus a margin."""
+        return self.timeout_s + SERVER_MARGIN_S
 
     def update(self, ref: RemoteRef, pub: Publication) -> RemoteRef:
         raise RejectedInput(CHANNEL, f"{pub.key}: an email cannot be changed once sent; publish a correction "
@@ -304,6 +309,8 @@ class _SmtpSession:
             return RejectedInput(CHANNEL, f"the TLS certificate of {c.host} is not trusted ({exc.verify_message})",
                                  param="connection")
         if isinstance(exc, (smtplib.SMTPException, OSError, socket.timeout)):
-            return Transient(CHANNEL, f"cannot talk to the SMTP server {c.host}:{c.port} while trying to {action} "
-                                      f"({type(exc).__name__}: {exc})", code=type(exc).__name__)
+            error = Transient(CHANNEL, f"cannot talk to the SMTP server {c.host}:{c.port} while trying to {action} "
+                                       f"({type(exc).__name__}: {exc})", code=type(exc).__name__)
+            error.unanswered = True  # the server may have taken the message before the line went quiet
+            return error
         return exc

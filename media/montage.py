@@ -1,0 +1,452 @@
+"""The recap as a montage made to a length budget: an opening mosaic of the points live at T0, the best moments of
+each point (grouped, with a Vietnamese lower third), an outro with the campaign message; loudness normalised.
+
+Cost model (media-notes §3): stream copy is ~free, decoding keyframes only is ~100× realtime, re-encoding 720p is
+~2× realtime. So the montage is cut on keyframes (2 s GOP) and only what must change is re-encoded:
+- the mosaic and the outro: stills (Pillow) encoded once each, with the clips' exact codec parameters;
+- each point's first GOP, which carries its lower third (drawbox + drawtext + logo) — re-encoded frame-exact;
+- the rest of each point's moment is stream-copied; the join is the concat demuxer (`clips.concat`);
+- loudnorm re-encodes the audio only (video copied), at 48 kHz.
+The moments are chosen by a measurable signal per GOP (`score_gops`): the picture change between consecutive
+keyframes (keyframe-only decode) plus the audio level (RMS) of the GOP."""
+from __future__ import annotations
+
+import concurrent.futures
+import math
+import os
+import struct
+import subprocess
+import tempfile
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import ffmpeg
+
+from media.cards import CardStyle, check_glyphs, fit_line, resolve_font
+from media.clips import Chapter, concat, cut, stream_signature
+from media.errors import FFmpegError, NotConformantError
+from media.normalize import check_duration
+from media.probe import MediaInfo, conformance, probe
+from media.profile import HouseProfile
+from media.run import ProgressCallback, run_ffmpeg
+
+# x264 options that change only the encoder's effort, never the SPS/PPS (see cards._STILL_X264_PARAMS): a re-encoded
+# GOP still joins the copied ones. One thread per encode: the montage runs one encode per core.
+FAST_X264_PARAMS = ("rc-lookahead=0:mbtree=0:me=dia:subme=1:trellis=0:partitions=none:mixed-refs=0:aq-mode=0:"
+                    "chroma-me=0:sync-lookahead=0:b-adapt=0:threads=1")
+_SCORE_SIZE = (32, 18)  # keyframes are compared at this size: enough for "something moved", cheap in Python
+SILENCE_DB = -90.0
+LOUDNORM = {"I": -16, "TP": -1.5, "LRA": 11}
+
+
+# --- the signal ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GopScores:
+    """Per GOP of a clip (from one keyframe to the next): where it starts, picture change and audio level."""
+
+    starts: list[float]  # keyframe times (s) in the clip; GOP i is [starts[i], starts[i+1] or end)
+    end: float
+    motion: list[float]  # mean absolute luma difference to the next keyframe, 0..255
+    loudness_db: list[float]  # RMS level of the GOP's audio, dBFS
+
+    @property
+    def scores(self) -> list[float]:
+        """One number per GOP: motion (0..1 after /32, saturating) + audio level (0..1 over -60..0 dBFS)."""
+        return [min(1.0, m / 32) + min(1.0, max(0.0, (db + 60) / 60)) for m, db in zip(self.motion, self.loudness_db)]
+
+    def best_window(self, gops: int) -> tuple[int, float]:
+        """(first GOP, summed score) of the best run of `gops` consecutive GOPs; the earliest on a tie."""
+        scores = self.scores
+        gops = max(1, min(gops, len(scores)))
+        sums = [sum(scores[i:i + gops]) for i in range(len(scores) - gops + 1)]
+        best = max(range(len(sums)), key=lambda i: (sums[i], -i))
+        return best, sums[best]
+
+    def to_dict(self) -> dict:
+        return {"starts": self.starts, "end": self.end, "motion": self.motion, "loudness_db": self.loudness_db}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> GopScores:
+        return cls(list(raw["starts"]), raw["end"], list(raw["motion"]), list(raw["loudness_db"]))
+
+
+def score_gops(src: str | os.PathLike, *, timeout: float = 300) -> GopScores:
+    """Score every GOP of `src` in one ffmpeg run: keyframes only are decoded (tiny grey frames to a pipe), the audio
+    is decoded to 8 kHz mono samples for the RMS. No full video decode."""
+    info = probe(src)
+    width, height = _SCORE_SIZE
+    with tempfile.TemporaryDirectory(prefix="score-") as tmp:
+        audio_raw = Path(tmp) / "audio.s16"
+        argv = ["ffmpeg", "-v", "info", "-nostats", "-nostdin", "-skip_frame", "nokey", "-i", str(src),
+                "-map", "0:v:0", "-vf", f"scale={width}:{height},format=gray,showinfo", "-fps_mode", "passthrough",
+                "-f", "rawvideo", "pipe:1"]
+        if info.audio is not None:
+            argv += ["-map", "0:a:0", "-ac", "1", "-ar", "8000", "-f", "s16le", str(audio_raw)]
+        done = subprocess.run(["ffmpeg", "-hide_banner", *argv[1:]], capture_output=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise FFmpegError(src, "ffmpeg could not read the clip to score it: "
+                              + done.stderr.decode("utf-8", "replace")[-300:], reason="score_failed")
+        samples = audio_raw.read_bytes() if info.audio is not None else b""
+    frame = width * height
+    frames = [done.stdout[i:i + frame] for i in range(0, len(done.stdout) - frame + 1, frame)]
+    starts = [float(t) for t in _showinfo_times(done.stderr.decode("utf-8", "replace"))][:len(frames)]
+    if not starts:
+        raise FFmpegError(src, "no keyframe found to score", reason="no_keyframes")
+    end = info.duration
+    motion = [_mean_abs_diff(frames[i], frames[i + 1]) if i + 1 < len(frames) else
+              (_mean_abs_diff(frames[i - 1], frames[i]) if i else 0.0) for i in range(len(starts))]
+    loudness = [_rms_db(samples, s, starts[i + 1] if i + 1 < len(starts) else end) for i, s in enumerate(starts)]
+    return GopScores(starts, end, motion, loudness)
+
+
+def _showinfo_times(stderr: str) -> list[str]:
+    return [part.split()[0] for part in stderr.split("pts_time:")[1:]]
+
+
+def _mean_abs_diff(a: bytes, b: bytes) -> float:
+    return sum(abs(x - y) for x, y in zip(a, b)) / max(1, len(a))
+
+
+def _rms_db(samples: bytes, start: float, end: float, rate: int = 8000) -> float:
+    first, last = int(start * rate) * 2, int(end * rate) * 2
+    chunk = samples[first:last - (last - first) % 2]
+    if not chunk:
+        return SILENCE_DB
+    values = struct.unpack(f"<{len(chunk) // 2}h", chunk)
+    mean_square = sum(v * v for v in values) / len(values)
+    return max(SILENCE_DB, 10 * math.log10(mean_square / 32768 ** 2)) if mean_square else SILENCE_DB
+
+
+# --- the plan (pure) -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MontageClip:
+    """A point's material for the montage: its highlight file, scored per GOP."""
+
+    point: str  # the point's id
+    name: str  # what the lower third says, e.g. "Hà Nội"
+    group: str  # the lower third's kicker and the order of the groups, e.g. "Miền Bắc"
+    clip: Path
+    scores: GopScores
+    rank: int  # 0 = shown first when there is no room for everyone (central point, host province, …)
+
+
+@dataclass(frozen=True)
+class PlannedClip:
+    clip: MontageClip
+    first_gop: int
+    gops: int
+
+    @property
+    def start(self) -> float:
+        return self.clip.scores.starts[self.first_gop]
+
+    @property
+    def end(self) -> float:
+        starts = self.clip.scores.starts
+        last = self.first_gop + self.gops
+        return starts[last] if last < len(starts) else self.clip.scores.end
+
+
+@dataclass(frozen=True)
+class MontagePlan:
+    intro_s: float
+    clips: list[PlannedClip]  # in screen order
+    outro_s: float
+    left_out: list[str]  # points with material but no room in the budget
+
+    @property
+    def duration(self) -> float:
+        return self.intro_s + sum(p.end - p.start for p in self.clips) + self.outro_s
+
+
+def plan_montage(material: Sequence[MontageClip], *, budget_s: float, intro_s: float = 4.0, outro_s: float = 4.0,
+                 clip_gops: int = 2, lead_gops: int = 3, groups: Sequence[str] = ()) -> MontagePlan:
+    """Which points, which GOPs, in what order, so the montage lasts `budget_s`.
+
+    Every point gets `clip_gops` GOPs (the rank-0 points `lead_gops`) while the budget lasts, best-ranked and
+    best-scoring first; left-over time goes GOP by GOP to the shown points with material left, in rank order; the
+    mosaic absorbs the remainder below one GOP so the total meets the budget. Each point's window is its best run
+    of GOPs by score. Screen order: by `groups` (then any other group), the event's order within a group."""
+    if not material:
+        raise ValueError("a montage needs at least one point with material")
+    gop = material[0].scores.starts[1] - material[0].scores.starts[0] if len(material[0].scores.starts) > 1 else 2.0
+    room = budget_s - intro_s - outro_s
+    ranked = sorted(material, key=lambda m: (m.rank, -m.scores.best_window(clip_gops)[1], material.index(m)))
+    given: dict[str, int] = {}
+    for m in ranked:
+        wanted = min(lead_gops if m.rank == 0 else clip_gops, len(m.scores.starts))
+        if (sum(given.values()) + wanted) * gop > room + 1e-6:
+            wanted = int((room + 1e-6) // gop) - sum(given.values())
+            if wanted < 1:
+                continue
+        given[m.point] = wanted
+    while True:  # spare room: one more GOP each, in rank order, to points that have more
+        grew = False
+        for m in ranked:
+            if m.point in given and given[m.point] < len(m.scores.starts) and (sum(given.values()) + 1) * gop <= room + 1e-6:
+                given[m.point] += 1
+                grew = True
+        if not grew:
+            break
+    chosen = [PlannedClip(m, m.scores.best_window(given[m.point])[0], given[m.point]) for m in material
+              if m.point in given]
+    order = {g: i for i, g in enumerate(groups)}
+    chosen.sort(key=lambda p: (order.get(p.clip.group, len(order)), material.index(p.clip)))
+    used = sum(p.end - p.start for p in chosen)
+    intro = max(intro_s, budget_s - outro_s - used) if used + intro_s + outro_s < budget_s else intro_s
+    intro = min(intro, intro_s + gop)  # never a long mosaic to make up for missing material
+    return MontagePlan(intro, chosen, outro_s, [m.point for m in material if m.point not in given])
+
+
+# --- stills: mosaic and outro (Pillow) -----------------------------------------------------------------------------
+def grid(count: int, size: tuple[int, int], *, top: float = 0.2) -> list[tuple[int, int, int, int]]:
+    """Tile boxes (left, top, right, bottom) for `count` 16:9 tiles below a title band of `top` × height."""
+    width, height = size
+    area_top = round(height * top)
+
+    def tile(columns: int) -> tuple[int, int]:
+        rows = math.ceil(count / columns)
+        tile_h = min((height - area_top) // rows, (width // columns) * 9 // 16)
+        return tile_h * 16 // 9, tile_h
+
+    columns = max(range(1, max(1, count) + 1), key=lambda c: (tile(c)[1], -c))  # the biggest tiles that fit
+    tile_w, tile_h = tile(columns)
+    left0 = (width - columns * tile_w) // 2
+    return [(left0 + (i % columns) * tile_w, area_top + (i // columns) * tile_h,
+             left0 + (i % columns + 1) * tile_w - 1, area_top + (i // columns + 1) * tile_h - 1) for i in range(count)]
+
+
+def mosaic_image(stills: Sequence[str | os.PathLike], dst: str | os.PathLike, *, size: tuple[int, int], title: str,
+                 logo: str | os.PathLike | None = None, style: CardStyle = CardStyle()) -> list[tuple[int, int, int, int]]:
+    """The opening wall: one tile per still (a point live at T0) under `title`; returns the tile boxes."""
+    from PIL import Image
+
+    canvas = Image.new("RGB", size, _rgb(style.background))
+    boxes = grid(len(stills), size)
+    for still, (left, top, right, bottom) in zip(stills, boxes):
+        with Image.open(still) as im:
+            tile = im.convert("RGB").resize((right - left - 1, bottom - top - 1))
+        canvas.paste(tile, (left + 1, top + 1))
+    _text_band(canvas, [(title, 0.085)], top=0.0, bottom=boxes[0][1] if boxes else size[1] // 5, style=style)
+    _paste_logo(canvas, logo, bottom=True)  # bottom-right: the title band stays readable
+    canvas.save(dst)
+    return boxes
+
+
+def outro_image(dst: str | os.PathLike, *, size: tuple[int, int], lines: Sequence[str],
+                logo: str | os.PathLike | None = None, style: CardStyle = CardStyle()) -> Path:
+    """The closing card: the campaign's message (first line big), the logo."""
+    from PIL import Image
+
+    canvas = Image.new("RGB", size, _rgb(style.background))
+    rows = [(line, 0.08 if i == 0 else 0.05) for i, line in enumerate(lines) if line.strip()]
+    _text_band(canvas, rows, top=0.15, bottom=0.9, style=style)
+    _paste_logo(canvas, logo, scale=0.2)
+    canvas.save(dst)
+    return Path(dst)
+
+
+def _text_band(canvas, rows: Sequence[tuple[str, float]], *, top: float, bottom: float, style: CardStyle) -> None:
+    """Centred rows of NFC text between `top` and `bottom` (shares of the height, or pixels if > 1)."""
+    from PIL import ImageDraw, ImageFont
+
+    width, height = canvas.size
+    y0 = top * height if top <= 1 else top
+    y1 = bottom * height if bottom <= 1 else bottom
+    font_path = resolve_font(style.font, bold=True)
+    laid = []
+    for text, share in rows:
+        text = unicodedata.normalize("NFC", text)
+        check_glyphs(font_path, text)
+        laid += fit_line(text, font_path, max(8, round(height * share)), round(width * 0.92))
+    draw = ImageDraw.Draw(canvas)
+    total = sum(px * 1.3 for _, px in laid)
+    y = y0 + max(0.0, (y1 - y0 - total) / 2)
+    for text, px in laid:
+        font = ImageFont.truetype(str(font_path), px)
+        draw.text(((width - font.getlength(text)) / 2, y), text, font=font, fill=style.color)
+        y += px * 1.3
+
+
+def _paste_logo(canvas, logo, *, scale: float = 0.12, bottom: bool = False) -> None:
+    if logo is None:
+        return
+    from PIL import Image
+
+    with Image.open(logo) as mark:
+        mark = mark.convert("RGBA")
+        h = max(8, round(canvas.size[1] * scale))
+        mark = mark.resize((max(1, round(mark.size[0] * h / mark.size[1])), h))
+    top = canvas.size[1] - mark.size[1] - canvas.size[1] // 25 if bottom else canvas.size[1] // 25
+    canvas.paste(mark, (canvas.size[0] - mark.size[0] - canvas.size[0] // 40, top), mark)
+
+
+def _rgb(color: str) -> tuple[int, int, int] | str:
+    if color.startswith("0x"):
+        value = int(color, 16)
+        return value >> 16 & 255, value >> 8 & 255, value & 255
+    return color
+
+
+def encode_still(image: str | os.PathLike, dst: str | os.PathLike, seconds: float, profile: HouseProfile, *,
+                 timeout: float = 60) -> Path:
+    """`image` held for `seconds` (whole frames) with silent stereo AAC, in `profile`'s exact codec parameters."""
+    frames = max(1, round(seconds * profile.fps))
+    video = (ffmpeg.input(str(image), loop=1, framerate=profile.fps).video
+             .filter("scale", profile.width, profile.height).filter("setsar", 1).filter("format", profile.pix_fmt)
+             .filter("trim", end_frame=frames))
+    audio = ffmpeg.input(f"anullsrc=r={profile.sample_rate}:cl=stereo", f="lavfi").filter("atrim",
+                                                                                          duration=frames / profile.fps)
+    out = ffmpeg.output(video, audio, str(dst), **profile.video_args(), **profile.audio_args(), **profile.mp4_args(),
+                        **{"x264-params": FAST_X264_PARAMS})
+    run_ffmpeg(ffmpeg.compile(out, overwrite_output=True), timeout=timeout, path=dst)
+    return Path(dst)
+
+
+# --- lower thirds over one GOP ----------------------------------------------------------------------------------------
+def lower_third_gop(src: str | os.PathLike, dst: str | os.PathLike, start: float, end: float, *, name: str,
+                    kicker: str = "", logo: str | os.PathLike | None = None, profile: HouseProfile,
+                    style: CardStyle = CardStyle(), timeout: float = 120) -> Path:
+    """[start, end) of `src` (one GOP) re-encoded frame-exact with a lower third: the kicker (group) small above
+    the point's name, on a band, and the logo top-right."""
+    font = resolve_font(style.font, bold=True)
+    name, kicker = unicodedata.normalize("NFC", name), unicodedata.normalize("NFC", kicker)
+    check_glyphs(font, name + kicker)
+    frames = max(1, round((end - start) * profile.fps))
+    band = round(profile.height * 0.16)
+    with tempfile.TemporaryDirectory(prefix="lower-third-", dir=Path(dst).parent) as tmp:
+        source = ffmpeg.input(str(src), ss=f"{start:.6f}", t=f"{frames / profile.fps:.6f}")
+        video = source.video.drawbox(0, f"ih-{band}-ih/20", "iw", band, color=f"{style.background}@0.85", t="fill")
+        rows = [(kicker, 0.28, 0.08), (name, 0.42, 0.42)] if kicker else [(name, 0.5, 0.25)]
+        for index, (text, share, y) in enumerate(rows):
+            textfile = Path(tmp) / f"row{index}.txt"
+            [(fitted, px)] = fit_line(text, font, round(band * share), round(profile.width * 0.8))[:1] or [(text, 8)]
+            textfile.write_text(fitted, encoding="utf-8")
+            video = video.drawtext(textfile=str(textfile), expansion="none", fontfile=str(font), fontsize=px,
+                                   fontcolor=style.color if index == len(rows) - 1 else "0xffd54f",
+                                   x="w/20", y=f"h-{band}-h/20+{band}*{y}")
+        if logo is not None:
+            mark = ffmpeg.input(str(logo)).filter("scale", -1, band)
+            video = ffmpeg.overlay(video, mark, x="W-w-W/40", y="H/20")
+        video = video.filter("format", profile.pix_fmt).filter("trim", end_frame=frames)
+        audio = source.audio.filter("aresample", profile.sample_rate)
+        out = ffmpeg.output(video, audio, str(dst), **profile.video_args(), **profile.audio_args(),
+                            **profile.mp4_args(), map_metadata=-1, **{"x264-params": FAST_X264_PARAMS})
+        run_ffmpeg(ffmpeg.compile(out, overwrite_output=True), timeout=timeout, path=src)
+    return Path(dst)
+
+
+# --- the montage ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MontagePart:
+    kind: str  # mosaic | lower_third | copy | outro
+    point: str | None
+    path: Path
+    source_start: float = 0.0  # where the part starts in its point's clip
+    source_end: float = 0.0
+
+
+@dataclass(frozen=True)
+class MontageResult:
+    path: Path
+    duration: float
+    budget_s: float
+    plan: MontagePlan
+    parts: list[MontagePart]
+    part_starts: list[float]  # where each part starts in the output
+    chapters: list[Chapter]
+    mosaic_boxes: list[tuple[int, int, int, int]]
+    mosaic_points: list[str]
+    elapsed_s: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def reencoded_s(self) -> float:
+        return sum(b - a for p, a, b in zip(self.parts, self.part_starts, self.part_starts[1:] + [self.duration])
+                   if p.kind != "copy")
+
+    @property
+    def copied_s(self) -> float:
+        return self.duration - self.reencoded_s
+
+
+def build_montage(material: Sequence[MontageClip], dst: str | os.PathLike, *, budget_s: float,
+                  mosaic_stills: Sequence[tuple[str, str | os.PathLike]], mosaic_title: str,
+                  outro_lines: Sequence[str], title: str, logo: str | os.PathLike | None = None,
+                  groups: Sequence[str] = (), style: CardStyle = CardStyle(), clip_gops: int = 2, lead_gops: int = 3,
+                  workers: int | None = None, on_progress: ProgressCallback | None = None) -> MontageResult:
+    """Plan (`plan_montage`), render what must be rendered in parallel (mosaic, outro, one lower-third GOP per
+    point), cut the rest by copy, join by copy, then loudnorm the audio (video copied). `mosaic_stills` are
+    (point id, image) of the points live at T0."""
+    started, timings = time.monotonic(), {}
+    dst = Path(dst)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
+        infos = dict(zip((m.point for m in material), pool.map(lambda m: probe(m.clip), material)))
+    reference = infos[material[0].point]
+    for m in material:
+        if conformance(infos[m.point]) or stream_signature(infos[m.point]) != stream_signature(reference):
+            raise NotConformantError(m.clip, "the point's clip does not match the others' codec parameters",
+                                     hint="normalise the highlights to the house profile first")
+    profile = _profile_of(reference)
+    plan = plan_montage(material, budget_s=budget_s, clip_gops=clip_gops, lead_gops=lead_gops, groups=groups)
+    timings["plan"] = time.monotonic() - started
+    with tempfile.TemporaryDirectory(prefix="montage-", dir=dst.parent) as tmp, \
+            concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
+        tmp = Path(tmp)
+        boxes = mosaic_image([s for _, s in mosaic_stills], tmp / "mosaic.png", size=profile.size,
+                             title=mosaic_title, logo=logo, style=style)
+        outro_image(tmp / "outro.png", size=profile.size, lines=outro_lines, logo=logo, style=style)
+        jobs = {"mosaic": pool.submit(encode_still, tmp / "mosaic.png", tmp / "mosaic.mp4", plan.intro_s, profile),
+                "outro": pool.submit(encode_still, tmp / "outro.png", tmp / "outro.mp4", plan.outro_s, profile)}
+        parts: list[MontagePart] = [MontagePart("mosaic", None, tmp / "mosaic.mp4")]
+        chapter_names: list[str | None] = [mosaic_title]
+        for n, planned in enumerate(plan.clips):
+            m, head_end = planned.clip, planned.clip.scores.starts[planned.first_gop + 1] \
+                if planned.first_gop + 1 < len(planned.clip.scores.starts) else planned.end
+            head = tmp / f"{n:03d}-head.mp4"
+            jobs[head.name] = pool.submit(lower_third_gop, m.clip, head, planned.start, head_end, name=m.name,
+                                          kicker=m.group, logo=logo, profile=profile, style=style)
+            parts.append(MontagePart("lower_third", m.point, head, planned.start, head_end))
+            chapter_names.append(m.name)
+            if planned.gops > 1 and planned.end - head_end > 0.5 / profile.fps:
+                tail = tmp / f"{n:03d}-tail.mp4"
+                jobs[tail.name] = pool.submit(cut, m.clip, tail, head_end, planned.end)
+                parts.append(MontagePart("copy", m.point, tail, head_end, planned.end))
+                chapter_names.append(None)
+        parts.append(MontagePart("outro", None, tmp / "outro.mp4"))
+        chapter_names.append(outro_lines[0] if outro_lines else "Kết")
+        for job in jobs.values():
+            job.result()
+        timings["render"] = time.monotonic() - started - timings["plan"]
+        joined = concat([p.path for p in parts], tmp / "joined.mp4", chapters=chapter_names, title=title,
+                        on_progress=on_progress)
+        timings["join"] = time.monotonic() - started - timings["plan"] - timings["render"]
+        _loudnorm(joined.path, dst, profile, joined.duration)
+        timings["loudnorm"] = time.monotonic() - started - sum(timings.values())
+    output = probe(dst)
+    check_duration(dst, output, joined.duration, tolerance=0.15)
+    return MontageResult(path=dst, duration=output.duration, budget_s=budget_s, plan=plan, parts=parts,
+                         part_starts=list(joined.part_starts), chapters=joined.chapters, mosaic_boxes=boxes,
+                         mosaic_points=[p for p, _ in mosaic_stills], elapsed_s=time.monotonic() - started,
+                         timings={k: round(v, 2) for k, v in timings.items()})
+
+
+def _profile_of(info: MediaInfo) -> HouseProfile:
+    from media.profile import HOUSE
+
+    return HOUSE.for_size(info.video.width, info.video.height)
+
+
+def _loudnorm(src: Path, dst: Path, profile: HouseProfile, duration: float) -> None:
+    """EBU R128 one pass on the audio (loudnorm runs at 192 kHz inside: `-ar` brings it back to 48 kHz); the video,
+    chapters and title are copied."""
+    loud = ":".join(f"{k}={v}" for k, v in LOUDNORM.items())
+    argv = ["ffmpeg", "-y", "-i", str(src), "-map", "0:v:0", "-map", "0:a:0", "-map_metadata", "0",
+            "-map_chapters", "0", "-c:v", "copy", "-af", f"loudnorm={loud}", "-c:a", "aac",
+            "-b:a", f"{profile.audio_bitrate_k}k", "-ar", str(profile.sample_rate), "-ac", str(profile.channels),
+            "-movflags", "+faststart", "-video_track_timescale", str(profile.video_timescale), str(dst)]
+    run_ffmpeg(argv, timeout=120 + duration, path=src, expected_duration_s=duration)

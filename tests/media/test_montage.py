@@ -1,0 +1,182 @@
+"""The recap montage (`media.montage`): made to its length budget for 8 and 64 points, each clip from its own point
+(a per-point sync marker) at the time it was chosen, the moments chosen by the signal, the mosaic with one tile per
+live point, lower thirds with their Vietnamese text, loudness-normalised 48 kHz audio."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+import media
+from devstack.synthetic import find_sync_marker, synthetic_clip
+from media.montage import MontageClip, build_montage, grid, lower_third_gop, plan_montage, score_gops
+
+NAMES = ["Trung ương", "Hà Nội", "Đà Nẵng", "Cần Thơ", "Thừa Thiên Huế", "Bắc Kạn", "Đắk Lắk", "Vĩnh Phúc"]
+GROUPS = ["Điểm cầu Trung ương", "Miền Bắc", "Miền Trung - Tây Nguyên", "Miền Nam"]
+LOGO = "config/brand/logo-bhxh-vinhphuc.png"
+
+
+def marker_of(index: int) -> float:
+    """Each point's beep+flash: inside its second GOP, 0.1 s apart, so a frame time tells the point."""
+    return 2.3 + 0.1 * index
+
+
+@pytest.fixture(scope="module")
+def points(tmp_path_factory):
+    out = tmp_path_factory.mktemp("montage")
+    clips, stills = [], []
+    for i, name in enumerate(NAMES):
+        clip = synthetic_clip(out / f"p{i}.mp4", width=426, height=240, duration=6, label=name, marker_at=marker_of(i))
+        clips.append(clip)
+        stills.append(media.poster_frame(clip, out / f"still{i}.png", at=0))
+    return out, clips, stills
+
+
+def material(clips, names=NAMES):
+    groups = [GROUPS[0]] + [GROUPS[1 + i % 3] for i in range(len(clips) - 1)]
+    return [MontageClip(f"p{i}", names[i % len(names)], groups[i], clip, score_gops(clip), 0 if i == 0 else 1)
+            for i, clip in enumerate(clips)]
+
+
+@pytest.fixture(scope="module")
+def montage8(points):
+    out, clips, stills = points
+    result = build_montage(material(clips), out / "recap8.mp4", budget_s=24, groups=GROUPS, logo=LOGO,
+                           mosaic_stills=[(f"p{i}", s) for i, s in enumerate(stills[:7])],
+                           mosaic_title="7 điểm cầu đồng loạt ra quân", title="Thử",
+                           outro_lines=["Chính sách BHXH - Điểm tựa an sinh", "Hãy tham gia BHXH"])
+    artifacts = media_artifacts()
+    for name, at in (("mosaic", 1.0), ("first-lower-third", result.part_starts[1] + 0.5), ("outro", result.duration - 1)):
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", f"{at:.3f}", "-i", str(result.path), "-frames:v", "1",
+                        str(artifacts / f"recap8-{name}.png")], check=True)
+    return result, clips, stills
+
+
+def media_artifacts():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "test-artifacts" / "recap"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def frame(path, at, tmp_path, name):
+    from PIL import Image
+
+    png = tmp_path / f"{name}.png"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", f"{at:.3f}", "-i", str(path), "-frames:v", "1", str(png)],
+                   check=True)
+    return Image.open(png).convert("RGB")
+
+
+def difference(a, b, box=None) -> float:
+    from PIL import ImageChops, ImageStat
+
+    if box:
+        a, b = a.crop(box), b.crop(box)
+    return sum(ImageStat.Stat(ImageChops.difference(a, b)).mean) / 3
+
+
+def test_the_moment_is_chosen_by_the_signal_not_the_first_seconds(points):
+    _, clips, _ = points
+    scores = score_gops(clips[3])
+    assert scores.starts == pytest.approx([0, 2, 4], abs=0.01)
+    first, _ = scores.best_window(1)
+    assert first == 1  # the only sound (the beep) is in the second GOP
+    assert scores.loudness_db[1] > scores.loudness_db[0] + 20
+
+
+def test_recap_of_8_points_meets_its_budget_is_conformant_and_loudness_normalised(montage8):
+    result, _, _ = montage8
+    assert abs(result.duration - 24) <= 0.05 * 24
+    info = media.probe(result.path)
+    assert media.conformance(info) == [] and info.audio.sample_rate == 48000
+    kinds = [p.kind for p in result.parts]
+    assert kinds[0] == "mosaic" and kinds[-1] == "outro" and "copy" in kinds
+    assert result.copied_s > 0 and result.reencoded_s < result.duration
+    groups = [p.clip.group for p in result.plan.clips]
+    assert groups == sorted(groups, key=GROUPS.index)  # grouped: central, then the regions in order
+    assert groups[0] == GROUPS[0]
+
+
+def test_every_clip_comes_from_its_point_at_the_moment_chosen(montage8):
+    result, clips, _ = montage8
+    shown = {p.clip.point for p in result.plan.clips}
+    for point in shown:
+        parts = [(p, s) for p, s in zip(result.parts, result.part_starts) if p.point == point]
+        marker = marker_of(int(point[1:]))
+        part, start = next((p, s) for p, s in parts if p.source_start <= marker < p.source_end)  # its beep is in
+        flash, beep = find_sync_marker(result.path, start, part.source_end - part.source_start)
+        assert flash - start == pytest.approx(marker - part.source_start, abs=0.04)  # this point's, not another's
+        assert abs(beep - flash) < 0.06
+        assert parts[0][0].kind == "lower_third"  # the point's first GOP carries its name
+
+
+def test_the_mosaic_shows_one_tile_per_live_point(montage8, tmp_path):
+    from PIL import Image
+
+    result, _, stills = montage8
+    shown = frame(result.path, 1.0, tmp_path, "mosaic")
+    assert len(result.mosaic_boxes) == len(result.mosaic_points) == 7
+    for point, box in zip(result.mosaic_points, result.mosaic_boxes):
+        own = Image.open(stills[int(point[1:])]).convert("RGB").resize((box[2] - box[0] - 1, box[3] - box[1] - 1))
+        tile = shown.crop((box[0] + 1, box[1] + 1, box[2], box[3]))
+        assert difference(tile, own) < 12, point
+    left, top, right, bottom = result.mosaic_boxes[-1]
+    background = shown.crop((right + 2, top, min(shown.size[0], right + 40), bottom))  # no 8th tile
+    assert background.size[0] == 0 or difference(background, Image.new("RGB", background.size, (11, 61, 145))) < 12
+    assert difference(shown, Image.new("RGB", shown.size, (11, 61, 145)), (0, 0, shown.size[0], top - 2)) > 3
+
+
+def test_lower_third_shows_its_vietnamese_text(montage8, tmp_path):
+    result, clips, _ = montage8
+    part, start = next((p, s) for p, s in zip(result.parts, result.part_starts) if p.kind == "lower_third")
+    index, profile = int(part.point[1:]), media.HOUSE.for_size(426, 240)
+    references = {}
+    for name in (NAMES[index], "Tỉnh Khác"):
+        ref = lower_third_gop(clips[index], tmp_path / f"ref-{len(references)}.mp4", part.source_start,
+                              part.source_end if part.source_end - part.source_start <= 2.01 else part.source_start + 2,
+                              name=name, kicker=result.plan.clips[0].clip.group, logo=LOGO, profile=profile)
+        references[name] = frame(ref, 0.3, tmp_path, f"ref-{len(references)}")
+    shown = frame(result.path, start + 0.3, tmp_path, "shown")
+    band = (0, 240 - 38 - 12, 426, 240 - 12)
+    assert difference(shown, references[NAMES[index]], band) < 3
+    assert difference(shown, references["Tỉnh Khác"], band) > difference(shown, references[NAMES[index]], band) + 2
+
+
+def test_recap_of_64_points_meets_the_90_s_budget_with_a_64_tile_mosaic(points, tmp_path):
+    out, clips, stills = points
+    many = []
+    for i in range(64):
+        path = tmp_path / f"p{i:02d}.mp4"
+        shutil.copyfile(clips[i % len(clips)], path)
+        many.append(path)
+    result = build_montage(material(many), tmp_path / "recap64.mp4", budget_s=90, groups=GROUPS, logo=LOGO,
+                           mosaic_stills=[(f"p{i}", stills[i % len(stills)]) for i in range(64)],
+                           mosaic_title="64 điểm cầu đồng loạt ra quân", title="Thử", outro_lines=["Hãy tham gia BHXH"])
+    assert abs(result.duration - 90) <= 0.05 * 90
+    assert len(result.mosaic_boxes) == 64 and len(set(result.mosaic_boxes)) == 64
+    assert len(result.plan.clips) + len(result.plan.left_out) == 64
+    assert result.plan.clips[0].clip.point == "p0" and result.plan.clips[0].gops == 3  # the central point leads
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", "1", "-i", str(result.path), "-frames:v", "1",
+                    str(media_artifacts() / "recap64-mosaic.png")], check=True)
+
+
+def test_plan_fills_the_budget_gop_by_gop_and_never_overruns():
+    class Scores:
+        def __init__(self, n):
+            self.starts, self.end = [2.0 * i for i in range(n)], 2.0 * n
+            self.scores = [1.0] * n
+
+        def best_window(self, gops):
+            return 0, float(gops)
+
+    clips = [MontageClip(f"p{i}", "X", "Miền Bắc", None, Scores(5), 1) for i in range(10)]
+    plan = plan_montage(clips, budget_s=48)  # 40 s between mosaic and outro: 2 GOPs for each of the 10
+    assert plan.duration == pytest.approx(48, abs=0.01) and [p.gops for p in plan.clips] == [2] * 10
+    plan = plan_montage(clips, budget_s=20)  # 12 s: 3 points, the rest left out (they are in the mosaic)
+    assert plan.duration <= 20 + 1e-6 and len(plan.clips) == 3 and len(plan.left_out) == 7
+    plan = plan_montage(clips, budget_s=120)  # more room than 2 GOPs each: a GOP more each, while there is more
+    assert plan.duration <= 120 + 1e-6 and all(p.gops == 5 for p in plan.clips)
+    assert grid(64, (1280, 720))[-1][3] < 720
