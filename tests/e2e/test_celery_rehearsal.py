@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -99,8 +100,9 @@ def test_every_launch_task_ran_on_the_worker_of_its_queue_and_both_workers_worke
 
 
 def test_the_teams_photos_were_processed_on_the_media_worker(rehearsal, api):
-    batches = [ti for run in api.runs("bridgecast_ingest", limit=50)
-               for ti in api.task_instances("bridgecast_ingest", run["dag_run_id"])
+    runs = [run for run in api.runs("bridgecast_ingest", limit=100)
+            if datetime.fromisoformat(run["run_after"]).timestamp() >= rehearsal.started_at]  # this rehearsal's
+    batches = [ti for run in runs for ti in api.task_instances("bridgecast_ingest", run["dag_run_id"])
                if ti["task_id"] == "process_batch" and ti["state"] == "success"]
     assert batches, "no ingest batch ran"
     assert {ti["hostname"].split(".")[0] for ti in batches} == {"worker-media"}
