@@ -22,9 +22,11 @@ import requests
 import yaml
 
 from bridgecast.airflow_api import AirflowAPI, AirflowAPIError
+from devstack import synthetic
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "report"
+LIVE_FEEDS: list[subprocess.Popen] = []  # the program feed pushed to the sandbox live, stopped at the end
 IMPORT_DAG, REPORT_DAG, POST_DAG = "bridgecast_import_signups", "bridgecast_report", "bridgecast_schedule_post"
 DAYS = [date(2020, 5, 23) + timedelta(days=i) for i in range(6)]
 AS_OF = DAYS[-1]
@@ -186,6 +188,13 @@ def launch_artefacts(event, work: Path) -> dict:
     live = channels["fanpage"].create_live_video(f"TRỰC TIẾP: {event.id}", event.title)
     ledger.mark_pending(event.id, "fanpage", "launch/live-video", "live")
     ledger.mark_published(event.id, "fanpage", "launch/live-video", live, "live")
+    # The sandbox, like Facebook, is on air only while it receives frames: feed the live as the relay does
+    feed = synthetic.rehearsal_stream(work / "program.mp4", "Trung ương", duration=6)
+    LIVE_FEEDS.append(subprocess.Popen(synthetic.publish_argv(feed, live.secure_stream_url),
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    deadline = time.monotonic() + 60
+    while not channels["fanpage"].live_status(live.remote_id)["receiving"] and time.monotonic() < deadline:
+        time.sleep(1)
     channels["fanpage"].go_live(live.remote_id)
     article = publish_once(ledger, channels["portal"], Publication(
         event.id, "launch/portal-article", "article", f"{event.short_title} ({event.id})",
@@ -242,11 +251,14 @@ def scenario(stack, airflow_api, approver, event_setup, tmp_path_factory):
     rerun = wait(airflow_api, REPORT_DAG, report_run)
     second = airflow_api.trigger(REPORT_DAG, report_conf, run_id=f"report-again-{event.id}")["dag_run_id"]
     second_state = wait(airflow_api, REPORT_DAG, second)
-    return {"event": event, "refs": refs, "runs": runs, "finished": finished, "launch": launch,
+    yield {"event": event, "refs": refs, "runs": runs, "finished": finished, "launch": launch,
             "report_run": report_run, "report": report, "post_run": post_run, "post": post, "rerun": rerun,
             "second": second, "second_state": second_state, "fixed": fixed, "personal_key": personal_key,
             "views": (views_before, views_after), "storage": storage, "started": started,
             "team_count": team_count}
+    for feed in LIVE_FEEDS:
+        feed.terminate()
+        feed.wait(timeout=10)
 
 
 def _xcom(api, dag_id, run_id, task_id):
