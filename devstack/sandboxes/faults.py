@@ -6,20 +6,23 @@ first `skip` matches, then fire `count` times — is the same everywhere.
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 
 
-class FaultRules:
+class FaultRules(ABC):
     def __init__(self, rules: list[dict] | None = None):
         self.lock = threading.Lock()
         self.rules: list[dict] = []
         for rule in rules or []:
             self.add(rule)
 
+    @abstractmethod
     def parse(self, raw: dict) -> dict:
-        raise NotImplementedError
+        """A rule as this sandbox writes it, validated."""
 
+    @abstractmethod
     def matches(self, rule: dict, *call) -> bool:
-        raise NotImplementedError
+        """Whether `rule` applies to this call."""
 
     def add(self, raw: dict) -> dict:
         rule = self.parse(raw)
