@@ -366,6 +366,8 @@ def _drive(api, run_id: str, event, opts: RehearsalOptions, publishers: Publishe
             if last_states.get(task) != state and state in ("running", "success", "failed", "deferred",
                                                             "upstream_failed"):
                 say(f"  {task}: {state}")
+                if state == "failed":  # say why here: CI shows this output, not the task logs
+                    say(f"    why: {_why_failed(api, run_id, task)}")
         last_states = states
         if run["state"] in ("success", "failed"):
             return {"state": run["state"], "photos": photos, "moments": moments}
@@ -469,6 +471,13 @@ def slate_on_recording(stack: Stack, event, live: dict | None, killed_at: float)
             if diff < 12:
                 return True
     return False
+
+
+def _why_failed(api, run_id: str, task: str) -> str:
+    try:
+        return api.task_error(DAG_ID, run_id, task) or "(the task log names no error)"
+    except Exception as exc:  # noqa: BLE001 — a diagnostic must not end the rehearsal
+        return f"(task log not readable: {exc})"
 
 
 def _task_progress(api, run_id: str) -> dict[str, str]:

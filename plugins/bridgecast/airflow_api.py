@@ -53,12 +53,13 @@ class AirflowAPI:
                                   "login refused — check the Airflow user in Connection bridgecast_airflow")
         return resp.json()["access_token"]
 
-    def request(self, method: str, path: str, *, ok=(200, 201, 204), **kw):
+    def request(self, method: str, path: str, *, ok=(200, 201, 204), accept: str | None = None, **kw):
         for attempt in (1, 2):
             if self._token is None:
                 self._token = self._login()
             resp = self._session.request(method, f"{self.base_url}{path}", timeout=self.timeout_s,
-                                         headers={"Authorization": f"Bearer {self._token}"}, **kw)
+                                         headers={"Authorization": f"Bearer {self._token}",
+                                                  **({"Accept": accept} if accept else {})}, **kw)
             if resp.status_code == 401 and attempt == 1:
                 self._token = None  # expired JWT: log in again once
                 continue
@@ -134,6 +135,23 @@ class AirflowAPI:
             offset += len(page["task_instances"])
             if not page["task_instances"] or offset >= page["total_entries"]:
                 return out
+
+    def task_error(self, dag_id: str, run_id: str, task_id: str, *, map_index: int = -1) -> str | None:
+        """Why a task failed, in one line, from its last try's log (the error and the exception's type and
+        message, as the task log holds them — masked by Airflow); None when its log says nothing."""
+        ti = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}",
+                          params={"map_index": map_index} if map_index >= 0 else None)
+        page = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/"
+                                   f"{ti.get('try_number') or 1}", params={"full_content": True},
+                            accept="application/json")
+        events = [e for e in (page or {}).get("content", []) if isinstance(e, dict)]
+        errors = [e for e in events if str(e.get("level", "")).lower() in ("error", "critical")]
+        if not errors:
+            return None
+        last = errors[-1]
+        detail = " ".join(f"{d.get('exc_type')}: {d.get('exc_value')}" for d in last.get("error_detail") or []
+                          if isinstance(d, dict))
+        return f"{last.get('event')} {detail}".strip()[:600]
 
     def clear_tasks(self, dag_id: str, run_id: str, task_ids: list[str], *, downstream: bool = False) -> dict:
         return self.request("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", json={
