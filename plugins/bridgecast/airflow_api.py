@@ -72,6 +72,13 @@ class AirflowAPI:
             return resp.json() if resp.content else None
         raise AssertionError("unreachable")
 
+    def fetch(self, path: str, **kw) -> requests.Response:
+        """An authenticated GET of any page of the api-server (the board's files, say), answered as it is."""
+        if self._token is None:
+            self._token = self._login()
+        return self._session.get(f"{self.base_url}{path}", timeout=self.timeout_s,
+                                 headers={"Authorization": f"Bearer {self._token}"}, **kw)
+
     # --- DAGs and runs ------------------------------------------------------------------------------------
     def dag(self, dag_id: str) -> dict:
         return self.request("GET", f"/api/v2/dags/{dag_id}")

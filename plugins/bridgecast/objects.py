@@ -108,3 +108,21 @@ def board_key(name: str) -> str:
 
 def health_key(stamp: str) -> str:
     return f"_health/{stamp}"
+
+
+# --- what staff may open through the board (`staff_links.media_path`) ---------------------------------------------
+STAFF_MEDIA_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".mp4", ".html", ".txt", ".md", ".pdf")
+_LAUNCH_MEDIA = ("recap.mp4", "recap-9x16.mp4", "poster.jpg", "contact-sheet.jpg")
+
+
+def is_staff_media_key(key: str) -> bool:
+    """Processed renditions, post previews and the recap's files — what previews, approvals and staff mails show.
+    Never raw uploads (their metadata is not stripped yet), manifests, keys, the ledger or another folder."""
+    parts = key.split("/")
+    if len(parts) < 3 or any(p in ("", ".", "..") for p in parts) or not key.lower().endswith(STAFF_MEDIA_EXTENSIONS):
+        return False
+    if parts[1] == "_posts":
+        return True
+    if parts[1] == "_launch":
+        return len(parts) == 3 and parts[2] in _LAUNCH_MEDIA
+    return not parts[1].startswith("_") and len(parts) >= 5 and parts[2] == "processed"

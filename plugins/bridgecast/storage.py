@@ -131,10 +131,6 @@ class Storage:
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             yield from page.get("Contents", [])
 
-    def presigned_url(self, key: str, expires_s: int = 7 * 24 * 3600) -> str:
-        return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key},
-                                                  ExpiresIn=expires_s)
-
     def check_writable(self) -> None:
         """Preflight: a round trip through the bucket (write, read back, delete)."""
         key = health_key(f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}")

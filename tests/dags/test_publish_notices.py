@@ -35,12 +35,12 @@ def heard():
 
 def test_the_approval_request_reads_the_time_in_words_and_shows_thumbnails():
     photos = [{"key": "e/vinh-tuong/processed/web/a.jpg", "caption": "Huyện [Vĩnh] Tường",
-               "thumb_url": "http://s3.example/e/vinh-tuong/processed/thumb/a.jpg?X-Amz-Signature=1"}]
+               "thumb_url": "/bridgecast/api/media/e/vinh-tuong/processed/thumb/a.jpg"}]
     text = approval_markdown(EVENT, post(), photos, {"portal": "http://s3.example/portal.html"})
     assert text.splitlines()[0] == "- **Giờ đăng:** 08:00 thứ Bảy 23/05/2026, giờ Việt Nam (01:00 23/05/2026 UTC)"
     assert "- **Hạn duyệt:** trước 08:00 thứ Bảy 23/05/2026, giờ Việt Nam" in text
     # one image per photo, its alt text unable to break the Markdown
-    assert "![Huyện Vĩnh Tường](http://s3.example/e/vinh-tuong/processed/thumb/a.jpg?X-Amz-Signature=1)" in text
+    assert "![Huyện Vĩnh Tường](/bridgecast/api/media/e/vinh-tuong/processed/thumb/a.jpg)" in text
     assert "[Xem trước bài trên cổng thông tin, có ảnh (HTML)](http://s3.example/portal.html)" in text
     assert approval_subject(post()) == "Duyệt bài «Ra quân [Vĩnh Tường]» — đăng 08:00 thứ Bảy 23/05/2026, giờ Việt Nam"
 

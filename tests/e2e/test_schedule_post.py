@@ -244,9 +244,17 @@ def test_the_approval_request_says_the_time_in_words_and_shows_the_photos_as_thu
     images = re.findall(r"!\[([^\]]*)\]\((\S+)\)", request["body"])
     assert [alt for alt, _ in images] == ["Thành phố Vĩnh Yên", "Thành phố Phúc Yên"]
     assert "/processed/thumb/" in images[0][1] and "/processed/web/" in images[1][1]
-    for _, url in images:  # what the approver's browser loads: the storage answers with the image itself
-        answer = requests.get(url, timeout=10)
+    for _, url in images:  # what the approver's browser loads, with the UI's login: the image itself
+        assert url.startswith("/bridgecast/api/media/") and "X-Amz" not in url and "AWSAccessKeyId" not in url, url
+        answer = airflow_api.fetch(url)
         assert answer.status_code == 200 and answer.content[:2] == b"\xff\xd8", url
+        assert answer.headers["content-type"] == "image/jpeg"
+        assert requests.get(airflow_api.base_url + url, timeout=10).status_code == 401  # nothing without a login
+    preview = request["body"]  # the portal preview link opens the article as it will look, behind the login too
+    (portal_link,) = re.findall(r"\((http\S+/preview/\S+/portal\.html)\)", preview) or [None]
+    if portal_link:
+        page = airflow_api.fetch(portal_link.removeprefix(airflow_api.base_url))
+        assert page.status_code == 200 and "<h1>" in page.text and "sandbox" in page.headers["content-security-policy"]
     report = airflow_api.xcom(DAG, scenario["runs"]["approved"], "notify_staff")
     assert report["publish_at_local"] == words
     # the notifiers' hook was called when the request opened, with the approvers and the link to the request

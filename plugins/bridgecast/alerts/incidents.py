@@ -19,7 +19,6 @@ from bridgecast.objects import alert_key, alert_prefix
 log = logging.getLogger(__name__)
 
 LEVELS = ("error", "warning", "info")
-BOARD_PATH = "/bridgecast/board/"
 
 
 @dataclass(frozen=True)
@@ -88,23 +87,10 @@ def incidents(storage, event_id: str) -> list[dict]:
 
 
 def board_link(event_id: str | None = None) -> str:
-    """The board's address for a mail: the UI's base URL (`[api] base_url`), else the Airflow Connection's."""
-    base = ""
-    try:
-        from airflow.configuration import conf
+    """The board's address for a mail (`staff_links.board_url`)."""
+    from bridgecast.staff_links import board_url
 
-        base = conf.get("api", "base_url", fallback="") or ""
-    except Exception:  # outside Airflow: the Connection below
-        base = ""
-    if not base or base.rstrip("/").endswith(("localhost:8080", "localhost")):
-        try:
-            from bridgecast.connections import get_connection
-
-            base = get_connection("bridgecast_airflow").base_url()
-        except Exception:
-            base = base or ""
-    link = base.rstrip("/") + BOARD_PATH
-    return link + (f"?event={event_id}" if event_id else "")
+    return board_url(event_id)
 
 
 def staff_emails(event) -> list[str]:

@@ -8,6 +8,7 @@ import html
 from airflow.sdk import BaseNotifier
 
 from bridgecast.alerts.incidents import Incident, board_link, raise_incident
+from bridgecast.staff_links import ui_url
 
 SMTP_CONN_ID = "bridgecast_smtp"
 LEVEL_WORDS = {"error": "CẢNH BÁO", "warning": "Chú ý", "info": "Thông báo"}
@@ -61,8 +62,7 @@ class TaskFailedNotifier(BaseNotifier):
             from bridgecast.run_event import load_run_event
 
             staff = [m.email for m in load_run_event(plan["event_key"]).staff]
-        link = board_link().removesuffix("/bridgecast/board/") + \
-            f"/dags/{ti.dag_id}/runs/{ti.run_id}/tasks/{ti.task_id}"
+        link = ui_url(f"/dags/{ti.dag_id}/runs/{ti.run_id}/tasks/{ti.task_id}")
         raise_incident(Incident(
             event_id=event_id, key=f"task-failed:{ti.run_id}:{ti.task_id}", level="error",
             subject=f"{self.what}: tác vụ {ti.task_id} lỗi",

@@ -5,6 +5,7 @@
     /bridgecast/api/board?event=|run_id=    the JSON the page polls every 4 s
     /bridgecast/api/thumbnails/<point>.jpg  a stream's latest picture
     /bridgecast/api/report/{html|pdf}?event= the newest results report, streamed from S3 (never a presigned URL)
+    /bridgecast/api/media/<object key>      a post preview, processed photo or recap file for staff (ditto)
 
 Every route sits behind Airflow's own authentication and authorization: the api-server's JWT (the `_token` cookie
 the UI holds, or an `Authorization: Bearer` header) must belong to a user who may read the runs of
@@ -160,7 +161,38 @@ def create_app(board: Board | None = None, *, access=None, thumbnailer: bool = T
                                                   "frame-ancestors 'self'; base-uri 'none'; form-action 'none'")
         return StreamingResponse(obj["Body"].iter_chunks(64 * 1024), media_type=media, headers=headers)
 
+    @app.get("/api/media/{key:path}")
+    def staff_media(key: str):
+        """A stored file staff may see (post previews, processed photos, the recap: `objects.is_staff_media_key`),
+        streamed through this authenticated app — what approvals and staff mails link to instead of presigned
+        S3 URLs. The type comes from the extension, never from what was stored."""
+        from bridgecast.objects import is_staff_media_key
+
+        if not is_staff_media_key(key):
+            raise HTTPException(404, "không có tệp này")
+        try:
+            obj = board.sources.media_file(key)
+        except SourceError as exc:
+            raise HTTPException(503, f"Không đọc được tệp từ kho lưu trữ, thử lại sau: {exc}") from None
+        if obj is None:
+            raise HTTPException(404, "không có tệp này (chưa tạo hoặc đã xoá)")
+        suffix = Path(key).suffix.lower()
+        headers = {"Cache-Control": "private, max-age=300"}
+        if obj.get("ContentLength") is not None:
+            headers["Content-Length"] = str(obj["ContentLength"])
+        if suffix == ".html":  # a post preview: its own style and the photos from here, nothing else
+            headers["Content-Security-Policy"] = ("default-src 'none'; img-src 'self'; media-src 'self'; "
+                                                  "style-src 'unsafe-inline'; frame-ancestors 'self'; "
+                                                  "base-uri 'none'; form-action 'none'; sandbox")
+        return StreamingResponse(obj["Body"].iter_chunks(64 * 1024), media_type=MEDIA_TYPES[suffix],
+                                 headers=headers)
+
     return app
+
+
+MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
+               ".mp4": "video/mp4", ".html": "text/html; charset=utf-8", ".txt": "text/plain; charset=utf-8",
+               ".md": "text/plain; charset=utf-8", ".pdf": "application/pdf"}
 
 
 def _session_dependency():

@@ -200,6 +200,19 @@ class Sources:
                 return None
             raise SourceError(f"S3 report {kind}: {_short(exc)}") from None
 
+    def media_file(self, key: str) -> dict | None:
+        """A stored file as S3 answers it (`Body` a stream); None when there is no such object."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.storage.client.get_object(Bucket=self.storage.bucket, Key=key)
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise SourceError(f"S3 {key}: {_short(exc)}") from None
+        except Exception as exc:  # noqa: BLE001 - unreachable S3
+            raise SourceError(f"S3 {key}: {type(exc).__name__}: {_short(exc)}") from None
+
     def _json_or_none(self, key: str, label: str):
         from botocore.exceptions import ClientError
 

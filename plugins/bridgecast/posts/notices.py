@@ -82,13 +82,14 @@ def mail_approval_requests(notice: Notice) -> None:
     run, whatever the retries), to its staff list, with the approval page's link."""
     if notice.kind != "approval_requested":
         return
-    from bridgecast.alerts.incidents import Incident, board_link, raise_incident
+    from bridgecast.alerts.incidents import Incident, raise_incident
     from bridgecast.event import default_event_path, load_event
+    from bridgecast.staff_links import ui_url
 
     event = load_event(default_event_path())
     link = notice.link or ""
     if link.startswith("/"):  # no [api] base_url: the path in the UI, made absolute on the board's host
-        link = board_link().removesuffix("/bridgecast/board/") + link
+        link = ui_url(link)
     raise_incident(Incident(event_id=event.id, key=f"approval:{notice.facts.get('run_id')}:{notice.facts.get('key')}",
                             level="warning", subject=notice.subject, body=notice.body, link=link or None),
                    [m.email for m in event.staff])

@@ -3,17 +3,15 @@ channel's own renderer, photos from storage), the fanpage post as the exact mess
 that becomes the body of the approval request in the Airflow UI.
 
 Airflow 3.3's approval page renders that Markdown with images (react-markdown, HTML skipped, at most 300 px
-wide), so the photos show there as thumbnails from presigned URLs of the storage's address — the address staff
-browsers must reach (on the embedded stack, 127.0.0.1). A presigned URL lives at most 7 days (S3 signature v4):
-an approval left open longer shows broken thumbnails; clearing «Xem trước bài» and «Chờ duyệt» renews them."""
+wide), so the photos show there as thumbnails served by the board behind the UI's own login
+(`staff_links.media_path`, same origin) — never presigned S3 links, which would carry the storage's key id and
+address into the request, the mails and the task log, and open for anyone holding them."""
 from __future__ import annotations
 
 import html
 
 from bridgecast.posts.content import CHANNEL_LABELS, PostContent, publication
 from bridgecast.posts.form import channel_names
-
-PREVIEW_URL_TTL_S = 7 * 24 * 3600  # the longest a presigned URL may live
 
 
 def portal_html(event, content: PostContent, photos: list[dict]) -> str:

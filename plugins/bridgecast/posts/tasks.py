@@ -343,8 +343,8 @@ def validate_form(params: dict, conf: dict | None, run_id: str) -> tuple[dict, l
 
 def render_preview(post: dict) -> dict:
     from bridgecast.posts.media import artefact_key, list_photos
-    from bridgecast.posts.preview import (PREVIEW_URL_TTL_S, approval_markdown, approval_subject, fanpage_text,
-                                          portal_html)
+    from bridgecast.posts.preview import approval_markdown, approval_subject, fanpage_text, portal_html
+    from bridgecast.staff_links import media_url
     from bridgecast.storage import Storage
 
     event = load_event_for(post["refs"])
@@ -370,7 +370,7 @@ def render_preview(post: dict) -> dict:
         key = artefact_key(event.id, content.key, f"{folder}/fanpage.txt")
         storage.put_bytes(key, text.encode(), content_type="text/plain; charset=utf-8")
         saved["fanpage"] = key
-    links = {ch: storage.presigned_url(k, expires_s=PREVIEW_URL_TTL_S) for ch, k in saved.items()}
+    links = {ch: media_url(k) for ch, k in saved.items()}  # behind the UI's login, never presigned
     markdown = approval_markdown(event, content, photos, links)
     key = artefact_key(event.id, content.key, f"{folder}/preview.md")
     storage.put_bytes(key, markdown.encode(), content_type="text/markdown; charset=utf-8")
@@ -384,13 +384,12 @@ def _preview_photo(storage, event, key: str) -> dict:
     """A photo as the previews show it: the full rendition for the portal preview, its `thumb` rendition (when
     the ingest made one) for the approval request, and the point's name as caption."""
     from bridgecast.posts.media import point_names, thumbnail_key
-    from bridgecast.posts.preview import PREVIEW_URL_TTL_S
+    from bridgecast.staff_links import media_path
 
     parts = key.split("/")
     thumb = thumbnail_key(key)
     shown = thumb if thumb and storage.exists(thumb) else key
-    return {"key": key, "url": storage.presigned_url(key, expires_s=PREVIEW_URL_TTL_S),
-            "thumb_url": storage.presigned_url(shown, expires_s=PREVIEW_URL_TTL_S),
+    return {"key": key, "url": media_path(key), "thumb_url": media_path(shown),
             "caption": point_names(event).get(parts[1], "") if len(parts) > 2 else ""}
 
 

@@ -244,6 +244,7 @@ def mail_staff(info: dict, rendered: dict) -> dict:
     from bridgecast.channels.press import PressChannel
     from bridgecast.ledger import Ledger, publish_once
     from bridgecast.results.render import headline, summary_lines
+    from bridgecast.staff_links import report_url
     from bridgecast.storage import Storage
 
     event = _event(info)
@@ -260,8 +261,9 @@ def mail_staff(info: dict, rendered: dict) -> dict:
     pub = Publication(event_id=event.id, key=STAFF_MAIL_KEY.format(day=day.isoformat()), kind="email",
                       title=f"[Báo cáo nội bộ] {title} — đến {day:%d/%m/%Y}",
                       body="\n\n".join([subtitle, *summary_lines(numbers)]),
-                      links=(("Báo cáo đầy đủ (trang web)", storage.presigned_url(rendered["html_key"])),
-                             ("Báo cáo cho lãnh đạo (PDF)", storage.presigned_url(rendered["pdf_key"]))),
+                      # behind the UI's login (the board streams them), never presigned S3 links
+                      links=(("Báo cáo đầy đủ (trang web, cần đăng nhập Airflow)", report_url(event.id, "html")),
+                             ("Báo cáo cho lãnh đạo (PDF, cần đăng nhập Airflow)", report_url(event.id, "pdf"))),
                       recipients=tuple(m.email for m in event.staff))
     outcome = publish_once(Ledger(), press, pub)
     log.info("staff mail of %s: %s to %d address(es)", day, outcome.action, len(event.staff))
