@@ -71,6 +71,32 @@ def test_each_incident_of_the_rehearsal_is_mailed_once_and_shown_on_the_board(re
     assert all(r["mail"] == "sent" for r in records), records
 
 
+@pytest.mark.timeout(300)
+def test_the_press_kit_links_to_the_portal_and_carries_the_recap_stills(rehearsal, stack):
+    """What a newsroom gets: public links (the portal article and its media), never a storage credential or the
+    internal S3 address; the poster and contact sheet attached; the links answer with the files themselves."""
+    import requests
+
+    from devstack.sandboxes.smtp import read_messages
+
+    tag = f"{rehearsal.event_id}/{publications.PRESS_KIT.key}"
+    [mail] = [m for m in read_messages(stack.layout.sandboxes / "smtp")
+              if m.message["X-Bridgecast-Publication"] == tag]
+    raw = mail.raw.decode("ascii", "replace")
+    s3_address = f"127.0.0.1:{stack.layout.ports.s3}"
+    assert "X-Amz-" not in raw and "AWSAccessKeyId" not in raw and s3_address not in mail.text + mail.html
+    attached = {p.get_filename(): p.get_content() for p in mail.message.iter_attachments()}
+    assert set(attached) == {"poster.jpg", "contact-sheet.jpg"}
+    assert all(data[:2] == b"\xff\xd8" for data in attached.values())
+    links = [line.split(": ", 1)[1] for line in mail.text.splitlines() if line.startswith("- ")]
+    assert links and links[0].endswith(".mp4") and len(links) > 1  # the recap, then the photos
+    portal = f"127.0.0.1:{stack.layout.ports.portal}"
+    for url in links:
+        assert portal in url, url  # what the portal serves to anyone
+        answer = requests.get(url, timeout=30)
+        assert answer.status_code == 200 and answer.content[:2] in (b"\xff\xd8", b"\x00\x00"), url
+
+
 @pytest.mark.timeout(900)
 def test_rerunning_the_wrap_up_publishing_posts_nothing_new(rehearsal, stack, airflow_api):
     from bridgecast.event import load_event

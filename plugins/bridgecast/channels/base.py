@@ -56,7 +56,7 @@ class Publication:
     categories: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     recipients: tuple[str, ...] = ()  # email only
-    links: tuple[tuple[str, str], ...] = ()  # (label, url) pairs, e.g. presigned media links for the press kit
+    links: tuple[tuple[str, str], ...] = ()  # (label, url) pairs: the press kit's public media links
 
     def __post_init__(self):
         if self.publish_at is not None and self.publish_at.tzinfo is None:

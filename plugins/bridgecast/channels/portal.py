@@ -604,4 +604,7 @@ class PortalChannel(Channel):
         if images is not None:
             extra["media_ids"] = [image.id for image in images]
             extra["video_id"] = video.id if video else None
+            # the files' public addresses on the portal, in the article's order (the press kit links to these)
+            extra["media"] = [{"id": m.id, "url": m.source_url, "mime_type": m.mime_type}
+                              for m in [*images, *([video] if video else [])]]
         return RemoteRef(channel=CHANNEL, remote_id=str(post["id"]), url=post.get("link"), extra=extra)

@@ -1,4 +1,5 @@
-"""Press channel: the press-kit email (Vietnamese HTML + plain text, links to photos/video) to the outlets, by SMTP.
+"""Press channel: the press-kit email (Vietnamese HTML + plain text, links to photos/video, small files attached)
+to the outlets, by SMTP.
 
 Exactly-once for email rests on the ledger and a deterministic Message-ID; see `PressChannel.find` for why a
 crash between "sent" and "recorded" resends rather than risks a press kit that never went out.
@@ -10,6 +11,7 @@ import hashlib
 import html
 import ipaddress
 import logging
+import os
 import re
 import smtplib
 import socket
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "press"
 DEFAULT_CONN_ID = "bridgecast_smtp"
+MAX_ATTACHMENTS_BYTES = 10 * 2**20  # newsroom mail servers commonly refuse 10–25 MB; base64 adds a third
 SERVER_MARGIN_S = 30.0  # how long past our socket timeout an SMTP server may still finish taking a message
 # 7bit transfer encoding everywhere (quoted-printable/base64 bodies, RFC 2047 headers): Vietnamese survives any
 # relay, including ones that do not announce 8BITMIME.
@@ -67,6 +70,9 @@ def render_text(pub: Publication) -> str:
         lines.append("Tư liệu kèm theo (bấm để tải về):")
         lines += [f"- {_nfc(label)}: {url}" for label, url in pub.links]
         lines.append("")
+    if pub.media:
+        lines.append("Tệp đính kèm thư: " + "; ".join(_nfc(m.caption or m.filename) for m in pub.media))
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -80,6 +86,10 @@ def render_html(pub: Publication) -> str:
         items = "".join(f'<li><a href="{html.escape(url, quote=True)}">{html.escape(_nfc(label))}</a></li>'
                         for label, url in pub.links)
         parts.append(f"<h2>Tư liệu kèm theo</h2><ul>{items}</ul>")
+    if pub.media:
+        items = "".join(f"<li>{html.escape(_nfc(m.caption or m.filename))} ({html.escape(m.filename)})</li>"
+                        for m in pub.media)
+        parts.append(f"<h2>Tệp đính kèm thư</h2><ul>{items}</ul>")
     return ('<!DOCTYPE html><html lang="vi"><head><meta charset="utf-8">'
             f"<title>{html.escape(_nfc(pub.title))}</title></head><body>{''.join(parts)}</body></html>")
 
@@ -199,6 +209,16 @@ class PressChannel(Channel):
         message["X-Bridgecast-Publication"] = f"{pub.event_id}/{pub.key}"
         message.set_content(render_text(pub), subtype="plain", charset="utf-8")
         message.add_alternative(render_html(pub), subtype="html", charset="utf-8")
+        total = 0
+        for media in pub.media:  # small files that must reach the newsroom even if no link works (poster, sheet)
+            total += os.path.getsize(media.path)
+            if total > MAX_ATTACHMENTS_BYTES:
+                raise RejectedInput(CHANNEL, f"{pub.key}: attachments exceed {MAX_ATTACHMENTS_BYTES // 2**20} MiB "
+                                             f"at {media.filename} — link large files instead", param="media")
+            maintype, _, subtype = media.content_type.partition("/")
+            with open(media.path, "rb") as fh:
+                message.add_attachment(fh.read(), maintype=maintype, subtype=subtype or "octet-stream",
+                                       filename=media.filename)
         message["Content-Language"] = "vi"  # after the parts: set_content moves Content-* headers into them
         return message
 

@@ -159,7 +159,9 @@ def recap_reel(event: Event, video: MediaFile) -> Publication:
     return RECAP_REEL.publication(event, body=body, video=video)
 
 
-def press_kit(event: Event, text: str, links: tuple[tuple[str, str], ...], article_url: str | None) -> Publication:
-    """The press kit email: the story, the portal article's link and (label, url) links to the media."""
-    return PRESS_KIT.publication(event, body=text, link=article_url, links=links,
+def press_kit(event: Event, text: str, links: tuple[tuple[str, str], ...], article_url: str | None,
+              attachments: tuple[MediaFile, ...] = ()) -> Publication:
+    """The press kit email: the story, the portal article's link, (label, public url) links to the media and
+    small files attached."""
+    return PRESS_KIT.publication(event, body=text, link=article_url, links=links, media=attachments,
                                  recipients=tuple(o.email for o in event.channels.press.outlets))

@@ -37,7 +37,8 @@ def publish(target: Channel, pub: Publication) -> dict:
     ref = outcome.ref
     log.info("%s %s: %s (%s)", target.name, pub.key, outcome.action, ref.url if ref else "-")
     return {"channel": target.name, "key": pub.key, "action": outcome.action,
-            "remote_id": ref.remote_id if ref else None, "url": ref.url if ref else None}
+            "remote_id": ref.remote_id if ref else None, "url": ref.url if ref else None,
+            "media": (ref.extra or {}).get("media", []) if ref else []}
 
 
 def _tell_failure(ledger, target: Channel, pub: Publication, exc: Exception) -> None:
@@ -90,19 +91,34 @@ def publish_reel(event: Event, path: Path) -> dict:
 
 
 def send_press_kit(plan_xcom: dict, recap: dict | None, galleries: dict | None, article: dict | None) -> dict:
-    """The press kit email: the story, a link to the portal article, presigned links to the recap and photos."""
+    """The press kit email: the story, the portal article's link, links to the recap video and the photos as the
+    portal serves them (public addresses — never presigned S3 links, which carry the storage's key id and internal
+    address), and the poster and contact sheet attached (small), so a newsroom has pictures even if the portal
+    article could not be published."""
     plan = LaunchPlan.from_xcom(plan_xcom)
     event, storage = plan.load_event(), Storage.from_connection()
-    links = []
-    if recap:
-        links += [("Video tổng hợp (MP4)", storage.presigned_url(recap["recap_key"])),
-                  ("Ảnh đại diện video", storage.presigned_url(recap["poster_key"]))]
-        if recap.get("contact_sheet_key"):
-            links.append(("Ảnh tổng hợp các khung hình (contact sheet)", storage.presigned_url(recap["contact_sheet_key"])))
-    for i, photo in enumerate(_selection(galleries)[:defs.PRESS_KIT.max_photos], 1):
-        links.append((defs.photo_link_label(i, photo["name"]), storage.presigned_url(photo["web"])))
-    pub = defs.press_kit(event, _story(event, recap, galleries), tuple(links), (article or {}).get("url"))
-    return publish(channel(event, defs.PRESS_KIT.channel), pub)
+    links = press_links(_selection(galleries), (article or {}).get("media") or [])
+    with tempfile.TemporaryDirectory(prefix="bridgecast-press-") as tmp:
+        attached = []
+        for name, caption in (("poster_key", "Ảnh đại diện video tổng hợp"),
+                              ("contact_sheet_key", "Ảnh tổng hợp các khung hình của video (contact sheet)")):
+            if recap and recap.get(name):
+                path = storage.download_file(recap[name], Path(tmp) / Path(recap[name]).name)
+                attached.append(MediaFile.from_path(path, "image/jpeg", caption))
+        pub = defs.press_kit(event, _story(event, recap, galleries), links, (article or {}).get("url"),
+                             tuple(attached))
+        return publish(channel(event, defs.PRESS_KIT.channel), pub)
+
+
+def press_links(selection: list[dict], portal_media: list[dict]) -> tuple[tuple[str, str], ...]:
+    """(label, public url) of the article's files on the portal: the recap video, then its photos in the
+    article's order (the gallery selection, as published)."""
+    videos = [m["url"] for m in portal_media if str(m.get("mime_type", "")).startswith("video/")]
+    photos = [m["url"] for m in portal_media if str(m.get("mime_type", "")).startswith("image/")]
+    links = [("Video tổng hợp (MP4)", url) for url in videos[:1]]
+    links += [(defs.photo_link_label(i, photo["name"]), url)
+              for i, (photo, url) in enumerate(zip(selection[:defs.PRESS_KIT.max_photos], photos), 1)]
+    return tuple(links)
 
 
 def _story(event: Event, recap: dict | None, galleries: dict | None) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from pathlib import Path
 
 import pytest
 
@@ -25,8 +26,8 @@ def press_kit(event_id: str, **fields) -> Publication:
     defaults = dict(event_id=event_id, key="press/kit", kind="email", title=TITLE,
                     body="Kính gửi quý cơ quan báo chí,\n\nSáng nay 64 điểm cầu đồng loạt ra mắt.",
                     recipients=OUTLETS,
-                    links=(("Ảnh điểm cầu Vĩnh Phúc (ZIP)", "https://s3.example/bc/photos.zip?X-Amz-Signature=1a2b"),
-                           ("Video tổng hợp 3 phút", "https://s3.example/bc/recap.mp4?X-Amz-Signature=3c4d")))
+                    links=(("Ảnh điểm cầu Vĩnh Phúc (ZIP)", "https://bhxh.vinhphuc.example/wp-content/uploads/2020/10/anh.zip"),
+                           ("Video tổng hợp 3 phút", "https://bhxh.vinhphuc.example/wp-content/uploads/2020/10/recap.mp4")))
     defaults.update(fields)
     return Publication(**defaults)
 
@@ -54,6 +55,29 @@ def test_press_kit_is_html_and_text_in_vietnamese_with_links(press, smtp_server,
         assert f"- {label}: {url}" in stored.text
         assert f'<a href="{url}">{label}</a>' in stored.html
     assert "Sáng nay 64 điểm cầu đồng loạt ra mắt." in stored.text and 'lang="vi"' in stored.html
+
+
+def test_small_files_go_attached_and_are_named_in_the_text(press, smtp_server, ledger, event_id, photos):
+    pub = press_kit(event_id, media=tuple(photos[:2]))
+    publish_once(ledger, press, pub)
+    [stored] = sent(smtp_server, pub)
+    attached = {part.get_filename(): part.get_content() for part in stored.message.iter_attachments()}
+    assert set(attached) == {m.filename for m in photos[:2]}
+    for media in photos[:2]:  # the newsroom gets the very bytes we hold
+        assert attached[media.filename] == Path(media.path).read_bytes()
+    assert "Tệp đính kèm thư: Điểm cầu Hà Nội; Điểm cầu Vĩnh Phúc" in stored.text
+
+
+def test_attachments_over_the_mail_size_limit_are_refused_naming_the_file(press, event_id, tmp_path, monkeypatch):
+    import bridgecast.channels.press as press_module
+
+    big = tmp_path / "poster.jpg"
+    big.write_bytes(b"\xff\xd8" + b"0" * 4096)
+    monkeypatch.setattr(press_module, "MAX_ATTACHMENTS_BYTES", 4000)
+    from bridgecast.channels.base import MediaFile
+
+    with pytest.raises(RejectedInput, match="poster.jpg"):
+        press.build_message(press_kit(event_id, media=(MediaFile.from_path(big, "image/jpeg"),)))
 
 
 def test_rerun_does_not_send_twice(press, smtp_server, ledger, event_id):
