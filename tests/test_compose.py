@@ -134,6 +134,14 @@ def test_airflow_services_read_connections_from_the_metadata_db_not_the_environm
     assert "bootstrap.py" in " ".join(services["airflow-init"]["entrypoint"])
 
 
+def test_task_output_is_never_echoed_unmasked_to_a_worker_s_stdout(config):
+    # Celery workers echo task output to their own stdout only when task_logs_to_stdout is on; that stream has no
+    # secrets masker (the task log has). Off, explicitly, for every Airflow service.
+    airflow = [s for name, s in config["services"].items() if name.startswith("airflow")]
+    assert airflow and all(s["environment"].get("AIRFLOW__LOGGING__TASK_LOGS_TO_STDOUT") == "false" for s in airflow)
+    assert all(s["environment"].get("AIRFLOW__CORE__EXECUTOR") == "CeleryExecutor" for s in airflow)
+
+
 def test_workers_scratch_is_their_own_disk_not_a_shared_volume(config):
     for name in ("airflow-worker", "airflow-worker-media"):
         service = config["services"][name]

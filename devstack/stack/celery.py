@@ -203,7 +203,8 @@ class CeleryWorker(Service):
         # folder directly, as it does for the LocalExecutor.
         spawn(["airflow", "celery", "worker", "--queues", ",".join(self.spec.queues),
                "--concurrency", str(self.spec.concurrency), "--celery-hostname", self.node, "--skip-serve-logs"],
-              pidfile=self.pidfile, log_path=self.log_path, env=self.full_env(), cwd=self.scratch)
+              pidfile=self.pidfile, log_path=self.log_path, env=self.full_env(), cwd=self.scratch,
+              redact_env=super().full_env())
 
     def ready(self) -> bool:
         from celery import Celery

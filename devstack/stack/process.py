@@ -70,11 +70,25 @@ class PidFile:
 
 
 def spawn(argv: list[str], *, pidfile: PidFile, log_path: Path, env: dict | None = None,
-          cwd: str | os.PathLike | None = None, user: str | None = None) -> int:
-    """Start `argv` in a new session (its own process group), output appended to `log_path`."""
+          cwd: str | os.PathLike | None = None, user: str | None = None,
+          redact_env: dict | None = None) -> int:
+    """Start `argv` in a new session (its own process group), output appended to `log_path` — through the
+    redacting pump (`devstack.stack.logpump`) when `redact_env` is given: the environment whose secrets it masks
+    (the server itself still gets `env`). The pump then leads the group and its pid is recorded."""
+    import json
+    import sys
+
     log_path.parent.mkdir(parents=True, exist_ok=True)
     if user and os.geteuid() == 0:
         argv = ["runuser", "-u", user, "--", *argv]
+    env = dict(os.environ if env is None else env)
+    if redact_env is not None:
+        extra = {k: v for k, v in redact_env.items() if env.get(k) != v}
+        env["LOGPUMP_SECRETS_ENV"] = json.dumps(extra)
+        argv = [sys.executable, "-m", "devstack.stack.logpump", str(log_path), *argv]
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
+                                                          str(Path(__file__).resolve().parents[2] / "plugins"),
+                                                          env.get("PYTHONPATH")]))
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, cwd=cwd, start_new_session=True)

@@ -429,8 +429,9 @@ class AirflowComponent(Service):
         return without_connections(super().full_env())
 
     def launch(self) -> None:
+        # through the redacting pump: the LocalExecutor echoes task output here, unmasked (devstack.stack.logpump)
         spawn(self.argv, pidfile=self.pidfile, log_path=self.log_path, env=self.full_env(),
-              cwd=self.layout.airflow_home)
+              cwd=self.layout.airflow_home, redact_env=super().full_env())
 
     def health(self) -> dict:
         return requests.get(f"http://127.0.0.1:{self.layout.ports.airflow}/api/v2/monitor/health", timeout=5).json()
