@@ -320,7 +320,11 @@ def lower_third_gop(src: str | os.PathLike, dst: str | os.PathLike, start: float
     band = round(profile.height * 0.16)
     with tempfile.TemporaryDirectory(prefix="lower-third-", dir=Path(dst).parent) as tmp:
         source = ffmpeg.input(str(src), ss=f"{start:.6f}", t=f"{frames / profile.fps:.6f}")
-        video = source.video.drawbox(0, f"ih-{band}-ih/20", "iw", band, color=f"{style.background}@0.85", t="fill")
+        # On the house frame grid first: the encoder's frame rate (and so the SPS's VUI timing) comes from the
+        # filter graph, and a recording's guessed rate (FLV's 1 ms clock, jitter under load) is not always 30/1 —
+        # a head whose SPS differs from the cards' cannot be joined by copy.
+        video = (source.video.filter("fps", profile.fps)
+                 .drawbox(0, f"ih-{band}-ih/20", "iw", band, color=f"{style.background}@0.85", t="fill"))
         rows = [(kicker, 0.28, 0.08), (name, 0.42, 0.42)] if kicker else [(name, 0.5, 0.25)]
         for index, (text, share, y) in enumerate(rows):
             textfile = Path(tmp) / f"row{index}.txt"

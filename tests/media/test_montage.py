@@ -180,3 +180,23 @@ def test_plan_fills_the_budget_gop_by_gop_and_never_overruns():
     plan = plan_montage(clips, budget_s=120)  # more room than 2 GOPs each: a GOP more each, while there is more
     assert plan.duration <= 120 + 1e-6 and all(p.gops == 5 for p in plan.clips)
     assert grid(64, (1280, 720))[-1][3] < 720
+
+
+def test_a_lower_third_from_a_source_at_another_frame_rate_still_joins_the_cards(points, tmp_path):
+    """A recording's guessed rate (FLV's 1 ms clock, jitter on a loaded machine) is not always 30/1; the encoder's
+    rate — and so the SPS — comes from the filter graph. Seen in CI: heads from such a recording could not be
+    joined to the mosaic, and the rehearsal had no recap."""
+    from media.clips import stream_signature
+    from media.montage import encode_still
+    from media.profile import HOUSE
+
+    _, clips, stills = points
+    ntsc = tmp_path / "ntsc.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(clips[1]), "-r", "30000/1001", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", "-c:a", "copy", str(ntsc)], check=True, timeout=60)
+    assert media.probe(ntsc).video.fps < 29.98
+    profile = HOUSE.for_size(426, 240)
+    head = lower_third_gop(ntsc, tmp_path / "head.mp4", 2.0, 4.0, name="Hà Nội", kicker="Miền Bắc", logo=LOGO,
+                           profile=profile)
+    card = encode_still(stills[0], tmp_path / "card.mp4", 2.0, profile)
+    assert stream_signature(media.probe(head)) == stream_signature(media.probe(tmp_path / "card.mp4")), card
