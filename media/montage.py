@@ -231,10 +231,23 @@ def mosaic_image(stills: Sequence[str | os.PathLike], dst: str | os.PathLike, *,
         with Image.open(still) as im:
             tile = im.convert("RGB").resize((right - left - 1, bottom - top - 1))
         canvas.paste(tile, (left + 1, top + 1))
-    _text_band(canvas, [(title, 0.085)], top=0.0, bottom=boxes[0][1] if boxes else size[1] // 5, style=style)
-    _paste_logo(canvas, logo, bottom=True)  # bottom-right: the title band stays readable
+    band = boxes[0][1] if boxes else size[1] // 5
+    corner = _logo_box(canvas, logo, bottom=True)
+    if corner and any(_overlap(corner, box) for box in boxes):
+        # the grid's last row is full: the logo goes to the title band's right end, never over a point's tile
+        scale = min(0.12, 0.8 * band / size[1])
+        placed = _paste_logo(canvas, logo, scale=scale, top_px=max(0, (band - round(size[1] * scale)) // 2))
+        _text_band(canvas, [(title, 0.085)], top=0.0, bottom=band, style=style,
+                   max_width=placed[0] - size[0] // 40 if placed else None)
+    else:
+        _text_band(canvas, [(title, 0.085)], top=0.0, bottom=band, style=style)
+        _paste_logo(canvas, logo, bottom=True)  # bottom-right, in the grid's empty corner
     canvas.save(dst)
     return boxes
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def outro_image(dst: str | os.PathLike, *, size: tuple[int, int], lines: Sequence[str],
@@ -250,8 +263,10 @@ def outro_image(dst: str | os.PathLike, *, size: tuple[int, int], lines: Sequenc
     return Path(dst)
 
 
-def _text_band(canvas, rows: Sequence[tuple[str, float]], *, top: float, bottom: float, style: CardStyle) -> None:
-    """Centred rows of NFC text between `top` and `bottom` (shares of the height, or pixels if > 1)."""
+def _text_band(canvas, rows: Sequence[tuple[str, float]], *, top: float, bottom: float, style: CardStyle,
+               max_width: int | None = None) -> None:
+    """Rows of NFC text between `top` and `bottom` (shares of the height, or pixels if > 1), centred on the width —
+    or, with `max_width`, fitted to and centred on the band's first `max_width` pixels (beside a logo)."""
     from PIL import ImageDraw, ImageFont
 
     width, height = canvas.size
@@ -262,27 +277,43 @@ def _text_band(canvas, rows: Sequence[tuple[str, float]], *, top: float, bottom:
     for text, share in rows:
         text = unicodedata.normalize("NFC", text)
         check_glyphs(font_path, text)
-        laid += fit_line(text, font_path, max(8, round(height * share)), round(width * 0.92))
+        laid += fit_line(text, font_path, max(8, round(height * share)), round((max_width or width) * 0.92))
     draw = ImageDraw.Draw(canvas)
     total = sum(px * 1.3 for _, px in laid)
     y = y0 + max(0.0, (y1 - y0 - total) / 2)
     for text, px in laid:
         font = ImageFont.truetype(str(font_path), px)
-        draw.text(((width - font.getlength(text)) / 2, y), text, font=font, fill=style.color)
+        draw.text((((max_width or width) - font.getlength(text)) / 2, y), text, font=font, fill=style.color)
         y += px * 1.3
 
 
-def _paste_logo(canvas, logo, *, scale: float = 0.12, bottom: bool = False) -> None:
+def _logo_box(canvas, logo, *, scale: float = 0.12, bottom: bool = False,
+              top_px: int | None = None) -> tuple[int, int, int, int] | None:
+    """Where `_paste_logo` would put the logo (left, top, right, bottom); None without a logo."""
     if logo is None:
-        return
+        return None
     from PIL import Image
 
     with Image.open(logo) as mark:
-        mark = mark.convert("RGBA")
         h = max(8, round(canvas.size[1] * scale))
-        mark = mark.resize((max(1, round(mark.size[0] * h / mark.size[1])), h))
-    top = canvas.size[1] - mark.size[1] - canvas.size[1] // 25 if bottom else canvas.size[1] // 25
-    canvas.paste(mark, (canvas.size[0] - mark.size[0] - canvas.size[0] // 40, top), mark)
+        w = max(1, round(mark.size[0] * h / mark.size[1]))
+    if top_px is None:
+        top_px = canvas.size[1] - h - canvas.size[1] // 25 if bottom else canvas.size[1] // 25
+    left = canvas.size[0] - w - canvas.size[0] // 40
+    return left, top_px, left + w, top_px + h
+
+
+def _paste_logo(canvas, logo, *, scale: float = 0.12, bottom: bool = False,
+                top_px: int | None = None) -> tuple[int, int, int, int] | None:
+    box = _logo_box(canvas, logo, scale=scale, bottom=bottom, top_px=top_px)
+    if box is None:
+        return None
+    from PIL import Image
+
+    with Image.open(logo) as mark:
+        mark = mark.convert("RGBA").resize((box[2] - box[0], box[3] - box[1]))
+    canvas.paste(mark, box[:2], mark)
+    return box
 
 
 def _rgb(color: str) -> tuple[int, int, int] | str:

@@ -200,3 +200,22 @@ def test_a_lower_third_from_a_source_at_another_frame_rate_still_joins_the_cards
                            profile=profile)
     card = encode_still(stills[0], tmp_path / "card.mp4", 2.0, profile)
     assert stream_signature(media.probe(head)) == stream_signature(media.probe(tmp_path / "card.mp4")), card
+
+
+@pytest.mark.parametrize("count", [8, 9, 64])
+def test_the_logo_never_covers_a_point_s_tile(count, tmp_path):
+    """With the grid's last row full, the logo moves to the title band (a 3×3 wall of 9 points lost its last
+    point under it)."""
+    from PIL import Image
+
+    from media.montage import mosaic_image
+
+    colour = (200, 30, 30)
+    still = tmp_path / "still.png"
+    Image.new("RGB", (426, 240), colour).save(still)
+    boxes = mosaic_image([still] * count, tmp_path / "mosaic.png", size=(426, 240), logo=LOGO,
+                         title=f"{count} điểm cầu đồng loạt ra quân")
+    with Image.open(tmp_path / "mosaic.png") as wall:
+        for left, top, right, bottom in boxes:  # every tile's inside is the still, untouched
+            inside = wall.crop((left + 2, top + 2, right - 2, bottom - 2)).getcolors(maxcolors=4096)
+            assert len(inside) == 1 and inside[0][1] == colour, (left, top)
