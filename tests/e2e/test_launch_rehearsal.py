@@ -73,8 +73,9 @@ def test_each_incident_of_the_rehearsal_is_mailed_once_and_shown_on_the_board(re
 
 @pytest.mark.timeout(300)
 def test_the_press_kit_links_to_the_portal_and_carries_the_recap_stills(rehearsal, stack):
-    """What a newsroom gets: public links (the portal article and its media), never a storage credential or the
-    internal S3 address; the poster and contact sheet attached; the links answer with the files themselves."""
+    """What a newsroom gets: public links (the portal article and its media: the recap, a team's own video, the
+    photos), never a storage credential or the internal S3 address; the poster and contact sheet attached; the
+    links answer with the files themselves."""
     import requests
 
     from devstack.sandboxes.smtp import read_messages
@@ -88,8 +89,12 @@ def test_the_press_kit_links_to_the_portal_and_carries_the_recap_stills(rehearsa
     attached = {p.get_filename(): p.get_content() for p in mail.message.iter_attachments()}
     assert set(attached) == {"poster.jpg", "contact-sheet.jpg"}
     assert all(data[:2] == b"\xff\xd8" for data in attached.values())
-    links = [line.split(": ", 1)[1] for line in mail.text.splitlines() if line.startswith("- ")]
-    assert links and links[0].endswith(".mp4") and len(links) > 1  # the recap, then the photos
+    labelled = [line[2:].split(": ", 1) for line in mail.text.splitlines() if line.startswith("- ")]
+    links = [url for _, url in labelled]
+    assert links and links[0].endswith(".mp4") and len(links) > 2  # the recap, the team's video, then the photos
+    # the team that filmed: its phone clip is in the portal article, linked with its name
+    assert [label for label, url in labelled if label.startswith("Video của")] and \
+        all(url.endswith(".mp4") for label, url in labelled if label.startswith("Video"))
     portal = f"127.0.0.1:{stack.layout.ports.portal}"
     for url in links:
         assert portal in url, url  # what the portal serves to anyone

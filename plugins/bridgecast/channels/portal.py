@@ -361,7 +361,8 @@ def escape_text(text: str) -> str:
 
 
 def render_content(pub: Publication, images: list[UploadedMedia], video: UploadedMedia | None) -> str:
-    """Block-editor markup: paragraphs, then the recap video, then a core gallery of every photo. Every piece of our
+    """Block-editor markup: paragraphs, then the recap video, the other videos (`pub.media` of a video type, e.g.
+    the teams'), then a core gallery of every photo. Every piece of our
     data is escaped where it is inserted; a link must be http(s) (a `javascript:` href would run in readers)."""
     blocks = [_paragraph_block(html.escape(p).replace("\n", "<br>")) for p in _paragraphs(pub.body)]
     if pub.link and urlsplit(pub.link).scheme.lower() not in ("http", "https"):
@@ -374,6 +375,13 @@ def render_content(pub: Publication, images: list[UploadedMedia], video: Uploade
         blocks.append(f'<!-- wp:video {{"id":{video.id}}} -->\n<figure class="wp-block-video"><video controls '
                       f'preload="metadata" src="{html.escape(video.source_url, quote=True)}"></video></figure>\n'
                       f'<!-- /wp:video -->')
+    for clip in (m for m in images if m.mime_type.startswith("video/")):  # the teams' own videos, captioned
+        caption = (f'<figcaption class="wp-element-caption">{html.escape(clip.caption)}</figcaption>'
+                   if clip.caption else "")
+        blocks.append(f'<!-- wp:video {{"id":{clip.id}}} -->\n<figure class="wp-block-video"><video controls '
+                      f'preload="metadata" src="{html.escape(clip.source_url, quote=True)}"></video>{caption}'
+                      f'</figure>\n<!-- /wp:video -->')
+    images = [m for m in images if not m.mime_type.startswith("video/")]
     if images:
         inner = "\n".join(_image_block(image) for image in images)
         blocks.append('<!-- wp:gallery {"linkTo":"none"} -->\n<figure class="wp-block-gallery has-nested-images '
@@ -580,8 +588,9 @@ class PortalChannel(Channel):
             "excerpt": escape_text(pub.excerpt),
             **self._schedule(pub),
         }
-        if images:
-            fields["featured_media"] = images[0].id
+        pictures = [image for image in images if not image.mime_type.startswith("video/")]
+        if pictures:
+            fields["featured_media"] = pictures[0].id
         elif not creating:
             fields["featured_media"] = 0  # the new version has no photo: drop the old featured image
         # On an update an empty list is meaningful (WordPress then falls back to the default category / no tags);
@@ -605,6 +614,7 @@ class PortalChannel(Channel):
             extra["media_ids"] = [image.id for image in images]
             extra["video_id"] = video.id if video else None
             # the files' public addresses on the portal, in the article's order (the press kit links to these)
-            extra["media"] = [{"id": m.id, "url": m.source_url, "mime_type": m.mime_type}
-                              for m in [*images, *([video] if video else [])]]
+            extra["media"] = [{"id": m.id, "url": m.source_url, "mime_type": m.mime_type, "role": role}
+                              for m, role in [*((i, "media") for i in images),
+                                              *(((video, "main_video"),) if video else ())]]
         return RemoteRef(channel=CHANNEL, remote_id=str(post["id"]), url=post.get("link"), extra=extra)

@@ -20,6 +20,7 @@ class LaunchPublication:
     kind: str  # Publication.kind; "live" is the fanpage's live video
     title: Callable[[Event], str]
     max_photos: int = 0  # how many of the galleries' selected photos it carries
+    max_videos: int = 0  # how many of the teams' videos it carries (besides the recap)
 
     @property
     def label(self) -> str:
@@ -57,7 +58,7 @@ def press_kit_title(event: Event) -> str:
 
 LIVE_VIDEO = LaunchPublication("live-video", "fanpage", "launch/live-video", "live", live_video_title)
 PORTAL_ARTICLE = LaunchPublication("article", "portal", "launch/portal-article", "article", article_title,
-                                   max_photos=12)
+                                   max_photos=12, max_videos=4)
 FANPAGE_PHOTOS = LaunchPublication("photos-post", "fanpage", "launch/fanpage-photos", "post", photos_post_title,
                                    max_photos=10)  # the Graph API's multi-photo post cap
 RECAP_VIDEO = LaunchPublication("recap-video", "fanpage", "launch/fanpage-recap-video", "video", recap_video_title)
@@ -69,6 +70,7 @@ RECAP_REEL = LaunchPublication("recap-reel", "fanpage", "launch/fanpage-recap-re
 
 ALL = (LIVE_VIDEO, PORTAL_ARTICLE, FANPAGE_PHOTOS, RECAP_VIDEO, PRESS_KIT)
 GALLERY_SELECTION = max(d.max_photos for d in ALL)  # photos the galleries pick for the publications
+VIDEO_SELECTION = max(d.max_videos for d in ALL)  # team videos they pick
 FANPAGE_HASHTAGS = ("BHXHToànDân", "BHXHTựNguyện")
 
 
@@ -134,15 +136,21 @@ def photo_link_label(number: int, point_name: str) -> str:
     return f"Ảnh {number} — {point_name}"
 
 
+def team_video_caption(point_name: str) -> str:
+    return f"Video của {point_name}"
+
+
 # --- the publications, from media already on the task's disk ----------------------------------------------------
 def live_video(event: Event) -> Publication:
     """The fanpage live video, planned to start at T0."""
     return LIVE_VIDEO.publication(event, body=live_description(event), publish_at=event.start)
 
 
-def portal_article(event: Event, text: str, photos: tuple[MediaFile, ...], video: MediaFile | None) -> Publication:
+def portal_article(event: Event, text: str, photos: tuple[MediaFile, ...], video: MediaFile | None,
+                   team_videos: tuple[MediaFile, ...] = ()) -> Publication:
+    """The article: the story, the recap (`video`), the teams' own videos, then the photo gallery."""
     portal = event.channels.portal
-    return PORTAL_ARTICLE.publication(event, body=text, excerpt=event.theme, media=photos, video=video,
+    return PORTAL_ARTICLE.publication(event, body=text, excerpt=event.theme, media=photos + team_videos, video=video,
                                       categories=portal.categories, tags=portal.tags)
 
 

@@ -63,7 +63,9 @@ def publish_portal_article(plan_xcom: dict, recap: dict | None, galleries: dict 
     with tempfile.TemporaryDirectory(prefix="bridgecast-portal-") as tmp:
         photos = _photos(storage, _selection(galleries), Path(tmp), defs.PORTAL_ARTICLE.max_photos)
         video = _recap_file(storage, recap, Path(tmp), caption=defs.recap_caption(event)) if recap else None
-        pub = defs.portal_article(event, _story(event, recap, galleries), photos, video)
+        team_videos = _team_videos(storage, (galleries or {}).get("video_selection", []), Path(tmp),
+                                   defs.PORTAL_ARTICLE.max_videos)
+        pub = defs.portal_article(event, _story(event, recap, galleries), photos, video, team_videos)
         return publish(channel(event, defs.PORTAL_ARTICLE.channel), pub)
 
 
@@ -97,7 +99,8 @@ def send_press_kit(plan_xcom: dict, recap: dict | None, galleries: dict | None, 
     article could not be published."""
     plan = LaunchPlan.from_xcom(plan_xcom)
     event, storage = plan.load_event(), Storage.from_connection()
-    links = press_links(_selection(galleries), (article or {}).get("media") or [])
+    links = press_links(_selection(galleries), (article or {}).get("media") or [],
+                        (galleries or {}).get("video_selection", []))
     with tempfile.TemporaryDirectory(prefix="bridgecast-press-") as tmp:
         attached = []
         for name, caption in (("poster_key", "Ảnh đại diện video tổng hợp"),
@@ -110,15 +113,22 @@ def send_press_kit(plan_xcom: dict, recap: dict | None, galleries: dict | None, 
         return publish(channel(event, defs.PRESS_KIT.channel), pub)
 
 
-def press_links(selection: list[dict], portal_media: list[dict]) -> tuple[tuple[str, str], ...]:
-    """(label, public url) of the article's files on the portal: the recap video, then its photos in the
-    article's order (the gallery selection, as published)."""
-    videos = [m["url"] for m in portal_media if str(m.get("mime_type", "")).startswith("video/")]
-    photos = [m["url"] for m in portal_media if str(m.get("mime_type", "")).startswith("image/")]
-    links = [("Video tổng hợp (MP4)", url) for url in videos[:1]]
+def press_links(selection: list[dict], portal_media: list[dict],
+                videos: list[dict] = ()) -> tuple[tuple[str, str], ...]:
+    """(label, public url) of the article's files on the portal: the recap video, the teams' videos, then the
+    photos — in the article's order (the galleries' selections, as published)."""
+    recap = [m["url"] for m in portal_media if m.get("role") == "main_video"]
+    team = [m["url"] for m in portal_media if m.get("role") == "media" and _is_video(m)]
+    photos = [m["url"] for m in portal_media if m.get("role") == "media" and not _is_video(m)]
+    links = [("Video tổng hợp (MP4)", url) for url in recap[:1]]
+    links += [(defs.team_video_caption(v["name"]) + " (MP4)", url) for v, url in zip(videos, team)]
     links += [(defs.photo_link_label(i, photo["name"]), url)
               for i, (photo, url) in enumerate(zip(selection[:defs.PRESS_KIT.max_photos], photos), 1)]
     return tuple(links)
+
+
+def _is_video(media: dict) -> bool:
+    return str(media.get("mime_type", "")).startswith("video/")
 
 
 def _story(event: Event, recap: dict | None, galleries: dict | None) -> str:
@@ -148,6 +158,12 @@ def _selection(galleries: dict | None) -> list[dict]:
 
 def _recap_file(storage: Storage, recap: dict, tmp: Path, caption: str = "") -> MediaFile:
     return MediaFile.from_path(storage.download_file(recap["recap_key"], tmp / "recap.mp4"), "video/mp4", caption)
+
+
+def _team_videos(storage: Storage, selection: list[dict], tmp: Path, limit: int) -> tuple[MediaFile, ...]:
+    return tuple(MediaFile.from_path(storage.download_file(v["video"], tmp / f"team-{i:02d}-{v['sha256'][:12]}.mp4"),
+                                     "video/mp4", defs.team_video_caption(v["name"]))
+                 for i, v in enumerate(selection[:limit]) if v.get("video"))
 
 
 def _photos(storage: Storage, selection: list[dict], tmp: Path, limit: int) -> tuple[MediaFile, ...]:

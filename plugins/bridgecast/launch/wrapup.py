@@ -73,6 +73,27 @@ def tally_galleries(photos: list[dict], names: dict[str, str]) -> dict[str, dict
     return per_point
 
 
+def tally_team_videos(videos: list[dict], names: dict[str, str]) -> dict[str, dict]:
+    """Per point: team videos received / processed / quarantined and the processed ones (oldest first) — the
+    same shape as the photo galleries, so one round-robin picks both."""
+    per_point: dict[str, dict] = {}
+    for m in videos:
+        entry = per_point.setdefault(m["point_id"], {"name": names.get(m["point_id"], m["point_id"]), "received": 0,
+                                                     "processed": 0, "quarantined": 0, "photos": []})
+        entry["received"] += 1
+        if m["status"] == "processed":
+            entry["processed"] += 1
+            entry["photos"].append({"sha256": m["sha256"], "video": m["renditions"].get("video"),
+                                    "poster": m["renditions"].get("poster"), "received_at": m["received_at"],
+                                    "original_name": m.get("original_name"),
+                                    "duration": (m.get("media") or {}).get("processed", {}).get("duration")})
+        elif m["status"] == "quarantined":
+            entry["quarantined"] += 1
+    for entry in per_point.values():
+        entry["photos"].sort(key=lambda p: p["received_at"])
+    return per_point
+
+
 def select_photos(per_point: dict[str, dict], limit: int) -> list[dict]:
     """Round-robin over points (earliest photo of each first) so one busy team does not fill the gallery."""
     queues = {pid: list(e["photos"]) for pid, e in sorted(per_point.items()) if e["photos"]}
@@ -299,28 +320,34 @@ def build_galleries(plan_xcom: dict) -> dict:
 
     plan = LaunchPlan.from_xcom(plan_xcom)
     names = {p.id: p.name for p in plan.load_event().points}
-    photos = _drained_photo_manifests(ManifestStore(Storage.from_connection()), plan.event_id)
+    manifests = ManifestStore(Storage.from_connection())
+    deadline = time.monotonic() + GALLERY_DRAIN_S
+    photos = _drained_manifests(manifests, plan.event_id, "photo", deadline)
     per_point = tally_galleries(photos, names)
+    videos = tally_team_videos(_drained_manifests(manifests, plan.event_id, "video", deadline), names)
     key = save_artifact(plan, "galleries.json", per_point)
+    save_artifact(plan, "team-videos.json", videos)
     return {"key": key, "points": {pid: {k: e[k] for k in ("name", "received", "processed", "quarantined")}
                                    for pid, e in per_point.items()},
-            "selection": select_photos(per_point, defs.GALLERY_SELECTION)}
+            "selection": select_photos(per_point, defs.GALLERY_SELECTION),
+            "videos": {pid: e["processed"] for pid, e in videos.items()},
+            "video_selection": select_photos(videos, defs.VIDEO_SELECTION)}
 
 
-def _drained_photo_manifests(manifests, event_id: str) -> list[dict]:
-    """The event's photo manifests once none is still `received` (the ingest DAG is behind, e.g. busy with
-    recordings): photos sent before the end belong in the galleries. After the bounded wait, go with what is
-    processed and say which are still pending — they stay in S3 and a rerun of this task picks them up."""
-    deadline = time.monotonic() + GALLERY_DRAIN_S
+def _drained_manifests(manifests, event_id: str, kind: str, deadline: float) -> list[dict]:
+    """The event's manifests of `kind` once none is still `received` (the ingest is behind, e.g. busy with a long
+    video): what was sent before the end belongs in the galleries. After the bounded wait (`deadline`, one for
+    photos and videos), go with what is processed and say which are still pending — they stay in S3 and a rerun
+    of this task picks them up."""
     while True:
-        photos = list(manifests.iter_manifests(event_id, kind="photo"))
-        pending = [m for m in photos if m["status"] == "received"]
+        found = list(manifests.iter_manifests(event_id, kind=kind))
+        pending = [m for m in found if m["status"] == "received"]
         if not pending:
-            return photos
+            return found
         if time.monotonic() > deadline:
-            log.warning("%d photo(s) still unprocessed after %ss, left out of the galleries (rerun this task to "
-                        "add them): %s", len(pending), GALLERY_DRAIN_S,
+            log.warning("%d %s(s) still unprocessed after %ss, left out of the galleries (rerun this task to "
+                        "add them): %s", len(pending), kind, GALLERY_DRAIN_S,
                         ", ".join(f"{m['point_id']}/{m.get('original_name')}" for m in pending[:20]))
-            return photos
-        log.info("waiting for %d photo(s) still being processed", len(pending))
+            return found
+        log.info("waiting for %d %s(s) still being processed", len(pending), kind)
         time.sleep(5)

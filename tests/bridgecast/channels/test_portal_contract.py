@@ -67,6 +67,25 @@ def test_recap_video_is_uploaded_and_embedded(portal, recap_video, photos, event
     assert served.status_code == 200 and served.content == open(recap_video.path, "rb").read()
 
 
+def test_team_videos_are_embedded_captioned_beside_the_recap_and_the_photo_stays_featured(portal, recap_video, photos,
+                                                                                         event_id, media_dir):
+    from dataclasses import replace
+
+    from tests.bridgecast.channels.conftest import make_video
+
+    team = replace(make_video(media_dir / f"team-{event_id}.mp4", seconds=1.0), caption="Video của Thành phố Vĩnh Yên")
+    pub = article(event_id, key="launch/with-team-video", media=(photos[0], team), video=recap_video)
+    ref = portal.publish(pub)
+    post = portal.client.get_post(int(ref.remote_id))
+    content = post["content"]["raw"]
+    roles = [(m["role"], m["mime_type"].split("/")[0]) for m in ref.extra["media"]]
+    assert roles == [("media", "image"), ("media", "video"), ("main_video", "video")]
+    assert content.count("<!-- wp:video") == 2 and "Video của Thành phố Vĩnh Yên</figcaption>" in content
+    assert post["featured_media"] == ref.extra["media"][0]["id"]  # the photo, never a video
+    for item in ref.extra["media"]:  # every file at its public address, as the press kit links it
+        assert requests.get(item["url"], timeout=10).status_code == 200
+
+
 def test_scheduled_post_lands_at_0800_local_as_0100_utc(portal_backend, portal, event_id):
     day = (datetime.now(HCM) + timedelta(days=30)).date()
     publish_at = datetime.combine(day, dtime(8, 0), tzinfo=HCM)
