@@ -74,17 +74,45 @@ publications = Table(
 )
 
 
+# Where an interrupted upload (the fanpage's chunked video protocol) keeps its session id and offset, so a retry —
+# on whichever worker picks it up — continues it instead of sending gigabytes again. Never a worker's disk.
+upload_sessions = Table(
+    "bridgecast_upload_sessions",
+    metadata,
+    Column("name", String(300), primary_key=True),
+    Column("state", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
 def default_url() -> str:
+    """`BRIDGECAST_LEDGER_URL`; without it a SQLite file in this machine's var/ — which only a LocalExecutor (every
+    task on this machine) can share, so it is refused when tasks may run on other workers."""
     url = os.environ.get("BRIDGECAST_LEDGER_URL")
     if url:
         return url
+    executor = _executor()
+    if executor and "LocalExecutor" not in executor:
+        raise RuntimeError(f"the publication ledger needs BRIDGECAST_LEDGER_URL (a PostgreSQL URL) with {executor}: "
+                           "a SQLite file on one worker is invisible to the others, and a rerun there would post "
+                           "again")
     var = Path(os.environ.get("BRIDGECAST_VAR", "var"))
     var.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{(var / 'ledger.sqlite').resolve()}"
+
+
+def _executor() -> str:
+    """The configured Airflow executor ("" outside Airflow)."""
+    try:
+        from airflow.configuration import conf
+
+        return conf.get("core", "executor", fallback="") or ""
+    except Exception:  # noqa: BLE001 - no Airflow here: the environment says it, or nothing does
+        return os.environ.get("AIRFLOW__CORE__EXECUTOR", "")
 
 
 @dataclass(frozen=True)
@@ -211,6 +239,10 @@ class Ledger:
         self.policy = policy or LeasePolicy()
         _create_table(self.engine)
         _add_missing_columns(self.engine)
+
+    def upload_session(self, name: str) -> "UploadSession":
+        """The resume state of one interrupted upload (`name`: channel, page and publication), in this database."""
+        return UploadSession(self.engine, name)
 
     # --- reads -------------------------------------------------------------------------------------------
     def get(self, event_id: str, channel: str, key: str) -> LedgerRow | None:
@@ -660,13 +692,39 @@ def _row(m) -> LedgerRow:
 _MIGRATED: set[str] = set()
 
 
+class UploadSession:
+    """`load` / `save` / `clear` of one upload's resume state (the channels' `ResumeStore`), one row per upload."""
+
+    def __init__(self, engine: Engine, name: str):
+        self.engine, self.name = engine, name
+
+    def __repr__(self) -> str:
+        return f"UploadSession({self.name!r})"
+
+    def load(self) -> dict | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(upload_sessions.c.state).where(upload_sessions.c.name == self.name)).first()
+        return dict(row[0]) if row else None
+
+    def save(self, state: dict) -> None:
+        with self.engine.begin() as conn:
+            changed = conn.execute(update(upload_sessions).where(upload_sessions.c.name == self.name)
+                                   .values(state=state, updated_at=_now())).rowcount
+            if not changed:
+                conn.execute(upload_sessions.insert().values(name=self.name, state=state, updated_at=_now()))
+
+    def clear(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(upload_sessions.delete().where(upload_sessions.c.name == self.name))
+
+
 def _create_table(engine: Engine) -> None:
     try:
         metadata.create_all(engine)
     except (IntegrityError, OperationalError, ProgrammingError):
         # Several task processes opening a new ledger at once: one of them created it first.
-        if not inspect(engine).has_table(publications.name):
-            raise
+        if not all(inspect(engine).has_table(t.name) for t in metadata.sorted_tables):
+            metadata.create_all(engine)  # the other process made only some: the rest, once more
 
 
 def _add_missing_columns(engine: Engine) -> None:

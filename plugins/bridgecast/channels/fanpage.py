@@ -400,8 +400,8 @@ class FanpageChannel(Channel):
         self.client = GraphClient(page_token, version=graph_version, base_url=base_url,
                                   video_base_url=video_base_url, app_secret=app_secret, conn_id=conn_id,
                                   **client_options)
-        self.resume_dir = Path(resume_dir) if resume_dir else Path(os.environ.get("BRIDGECAST_VAR", "var")) / \
-            "fanpage-uploads"
+        # None: interrupted uploads resume from the ledger's database, shared by every worker (never a worker's disk)
+        self.resume_dir = Path(resume_dir) if resume_dir else None
         self.find_lookback = find_lookback
         self.web_url = web_url.rstrip("/")
         self.server_margin_s = server_margin_s
@@ -842,9 +842,13 @@ class FanpageChannel(Channel):
                                  extra={"kind": "video"})
         return None
 
-    def _resume_file(self, pub: Publication) -> JsonResumeFile:
+    def _resume_file(self, pub: Publication) -> ResumeStore:
         key = hashlib.sha256(f"{pub.event_id}/{pub.key}".encode()).hexdigest()[:20]
-        return JsonResumeFile(self.resume_dir / f"{self.page_id}-{key}.json")
+        if self.resume_dir is not None:
+            return JsonResumeFile(self.resume_dir / f"{self.page_id}-{key}.json")
+        from bridgecast.ledger import Ledger
+
+        return Ledger().upload_session(f"fanpage:{self.page_id}:{key}")
 
     # --- helpers ------------------------------------------------------------------------------------------------------
     def _check_photos(self, media) -> None:

@@ -100,3 +100,46 @@ def test_resumable_upload_api_reports_the_offset_to_resume_from(sandbox, recap_v
     video = requests.post(f"{sandbox.base_url}/v25.0/{sandbox.page_id}/videos", headers=auth, timeout=30,
                           data={"title": "Qua Upload API", "fbuploader_video_file_chunk": handle}).json()
     assert sandbox.obj(video["id"])["sha256"] == recap_video.sha256
+
+
+def test_an_upload_cut_on_one_worker_resumes_on_another_from_the_shared_database(sandbox, ledger, recap_video,
+                                                                                event_id, marker, monkeypatch,
+                                                                                tmp_path):
+    """No resume file on a worker's disk: the session id and offset live in the ledger's database, so the retry
+    continues the upload wherever Celery runs it."""
+    monkeypatch.setenv("BRIDGECAST_LEDGER_URL", str(ledger.engine.url))
+    worker_a, worker_b = sandbox.channel(sleep=lambda _s: None), sandbox.channel(sleep=lambda _s: None)
+    assert worker_a.resume_dir is None
+    pub = Publication(event_id, "launch/recap-video", "video", f"Video tổng hợp {marker}", "Toàn cảnh.",
+                      video=recap_video)
+    chunk = sandbox.knobs()["upload_chunk_bytes"]
+    transfer_fault(sandbox, worker_a, after_chunks=3)
+    with pytest.raises(Transient):
+        publish_once(ledger, worker_a, pub)
+    from sqlalchemy import select
+
+    from bridgecast.ledger import upload_sessions
+
+    with ledger.engine.connect() as conn:
+        [name] = conn.execute(select(upload_sessions.c.name)).scalars().all()
+    saved = ledger.upload_session(name).load()
+    assert saved["start_offset"] == 3 * chunk and saved["sha256"] == recap_video.sha256
+    assert not any(tmp_path.rglob("*.json"))
+
+    seq = sandbox.last_seq()
+    outcome = publish_once(ledger, worker_b, pub)
+
+    assert outcome.action == "created" and "start" not in phases(sandbox.requests_since(seq))
+    assert sandbox.obj(outcome.ref.remote_id)["sha256"] == recap_video.sha256
+    assert ledger.upload_session(name).load() is None  # finished: the session is gone
+
+
+def test_without_a_shared_ledger_url_a_celery_worker_refuses_to_publish(monkeypatch):
+    from bridgecast.ledger import default_url
+
+    monkeypatch.delenv("BRIDGECAST_LEDGER_URL", raising=False)
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor")
+    with pytest.raises(RuntimeError, match="BRIDGECAST_LEDGER_URL"):
+        default_url()
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
+    assert default_url().startswith("sqlite:///")
