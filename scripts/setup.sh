@@ -12,6 +12,7 @@ APT_PACKAGES=(
   php-fpm php-mysql mariadb-server              # the real WordPress the portal contract suite runs against
   chromium chromium-driver                      # the upload page's browser test
   poppler-utils                                 # pdftoppm/pdftotext: the results report's PDF looked at in tests
+  zbar-tools librsvg2-bin                       # zbarimg/rsvg-convert: the keys sheet's QR codes decoded in tests
   docker-compose                                # validates docker-compose.yml (no engine needed for `config`)
 )
 APT_LATE=(wordpress)   # after php-fpm, so apt does not pick Apache's mod-php for it

@@ -48,13 +48,22 @@ def connection_fields(layout: Layout, secrets: dict) -> dict[str, dict]:
         "bridgecast_smtp": dict(
             conn_type="smtp", host="127.0.0.1", port=p.smtp,
             extra={"from_email": "truyenthong@bhxh-vinhphuc.example", "disable_tls": True, "disable_ssl": True}),
-        "bridgecast_ingest": dict(
-            conn_type="http", host=f"http://127.0.0.1:{p.gateway}", password=secrets["gateway_admin_token"],
-            extra={"rtmp_url": f"rtmp://127.0.0.1:{p.rtmp}/live", "stat_url": f"http://127.0.0.1:{p.nginx_http}/stat"}),
+        "bridgecast_ingest": ingest_connection_fields(layout, secrets["gateway_admin_token"]),
         "bridgecast_airflow": dict(
             conn_type="http", host=f"http://127.0.0.1:{p.airflow}", login="bridgecast-service",
             password=secrets["airflow_service_password"]),
     }
+
+
+def ingest_connection_fields(layout: Layout, admin_token: str) -> dict:
+    """The ingest Connection: the gateway and nginx-rtmp as the stack reaches them, and as teams reach them
+    (`public_url`, `public_rtmp_url`: the keys sheet's links). The embedded stack has no address but loopback, so
+    both are its own and the sheet warns that teams outside cannot use them; production sets real ones."""
+    p = layout.ports
+    gateway, rtmp = f"http://127.0.0.1:{p.gateway}", f"rtmp://127.0.0.1:{p.rtmp}/live"
+    return dict(conn_type="http", host=gateway, password=admin_token,
+                extra={"rtmp_url": rtmp, "stat_url": f"http://127.0.0.1:{p.nginx_http}/stat",
+                       "public_url": gateway, "public_rtmp_url": rtmp})
 
 
 def connections(layout: Layout, secrets: dict) -> dict[str, str]:
