@@ -15,7 +15,8 @@ PUBLISH_TASKS = ["publish_portal_article", "publish_fanpage_post", "send_press_k
 def rehearsal(stack):
     # the program feed is also killed at T0+30 s for 20 s: the slate must take the live over, then give it back
     return run(stack, RehearsalOptions(points=8, event_minutes=1.5, late_point="ha-giang", drop_point="ha-noi",
-                                       photos_per_team=2, timeout_min=20, kill_program_at_s=30))
+                                       photos_per_team=2, timeout_min=20, kill_program_at_s=30,
+                                       preflight_min=1.25, live_setup_min=0.6))
 
 
 def mailbox_subjects(stack, event_id: str) -> list[str]:

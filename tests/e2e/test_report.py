@@ -32,7 +32,7 @@ DAYS = [date(2020, 5, 23) + timedelta(days=i) for i in range(6)]
 AS_OF = DAYS[-1]
 TEAMS = ("Vĩnh Yên", "Phúc Yên", "Lập Thạch", "Tam Dương", "Tam Đảo", "Bình Xuyên", "Yên Lạc", "Vĩnh Tường",
          "Sông Lô")  # the event file's order
-POST_LEAD_S = 150  # the results post's publish time: the approval must come before it
+POST_LEAD_S = 75  # the results post's publish time: the report run (~10 s) and the approval must come before it
 STAFF = ("lanhdao@bhxh-test.example", "truyenthong@bhxh-test.example")
 
 
