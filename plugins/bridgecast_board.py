@@ -1,8 +1,10 @@
 """The control room inside Airflow's UI: the Bridgecast board as an Airflow 3 plugin.
 
 A FastAPI app mounted by the api-server at /bridgecast (the board's code: `bridgecast.board`), shown in the UI as
-an external view — in the navigation bar, and as a tab on every DAG run (the board follows the run when it is one
-of bridgecast_launch). Behind Airflow's own login and roles; see `bridgecast.board.app`.
+external views — the board in the navigation bar and as a tab on every DAG run (it follows the run when it is one
+of bridgecast_launch), and the staff's calendar of posts in the navigation bar. Behind Airflow's own login and
+roles; see `bridgecast.board.app`. This file is where the board meets the posts feature: the calendar's posts are
+read by `bridgecast.posts.agenda`, handed to the app here (features never import each other).
 """
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from airflow.plugins_manager import AirflowPlugin
 
 NAME = "Bảng điều khiển"
 ICON = "bridgecast/board/static/icon.svg"
+CALENDAR_NAME = "Lịch đăng bài"
+CALENDAR_ICON = "bridgecast/calendar/static/calendar.svg"
 
 
 class _BoardApp:
@@ -23,8 +27,10 @@ class _BoardApp:
     def __get__(self, instance, owner) -> list[dict]:
         if self._apps is None:
             from bridgecast.board.app import create_app
+            from bridgecast.posts.agenda import read_agenda
 
-            self._apps = [{"app": create_app(), "url_prefix": "/bridgecast", "name": "Bridgecast board"}]
+            self._apps = [{"app": create_app(agenda=read_agenda), "url_prefix": "/bridgecast",
+                           "name": "Bridgecast board"}]
         return self._apps
 
 
@@ -37,4 +43,6 @@ class BridgecastBoardPlugin(AirflowPlugin):
          "icon": ICON, "nav_top_level": True},
         {"name": NAME, "href": "bridgecast/board/?dag_id={DAG_ID}&run_id={RUN_ID}",
          "url_route": "bridgecast-board-run", "destination": "dag_run", "icon": ICON},
+        {"name": CALENDAR_NAME, "href": "bridgecast/calendar/", "url_route": "bridgecast-calendar",
+         "destination": "nav", "icon": CALENDAR_ICON, "nav_top_level": True},
     ]

@@ -6,6 +6,9 @@
     /bridgecast/api/thumbnails/<point>.jpg  a stream's latest picture
     /bridgecast/api/report/{html|pdf}?event= the newest results report, streamed from S3 (never a presigned URL)
     /bridgecast/api/media/<object key>      a post preview, processed photo or recap file for staff (ditto)
+    /bridgecast/calendar/                   the staff's calendar of posts: week and month views (`board.calendar`)
+    /bridgecast/calendar/static/<file>      its script, style and icon
+    /bridgecast/api/calendar?from=&to=      every post of those days, per channel with its state (YYYY-MM-DD)
 
 Every route sits behind Airflow's own authentication and authorization: the api-server's JWT (the `_token` cookie
 the UI holds, or an `Authorization: Bearer` header) must belong to a user who may read the runs of
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from bridgecast.board import server
 from bridgecast.board.assemble import Facts, assemble
@@ -76,9 +80,10 @@ def _sources_from_airflow() -> Sources:
                    Ledger())
 
 
-def create_app(board: Board | None = None, *, access=None, thumbnailer: bool = True) -> FastAPI:
+def create_app(board: Board | None = None, *, access=None, thumbnailer: bool = True, agenda=None) -> FastAPI:
     """`access`: the auth dependency (Airflow's, by default); `thumbnailer`: start the thumbnailer child here when
-    the ingest is on this machine."""
+    the ingest is on this machine; `agenda`: the posts feature's `read_agenda`, which the calendar page shows (the
+    plugin passes it: features never import each other) — without it the app has no calendar."""
     board = board or Board()
 
     @asynccontextmanager
@@ -187,7 +192,44 @@ def create_app(board: Board | None = None, *, access=None, thumbnailer: bool = T
         return StreamingResponse(obj["Body"].iter_chunks(64 * 1024), media_type=MEDIA_TYPES[suffix],
                                  headers=headers)
 
+    if agenda is not None:
+        _calendar_routes(app, board, agenda)
     return app
+
+
+def _calendar_routes(app: FastAPI, board: Board, agenda) -> None:
+    from bridgecast.board import calendar
+
+    stored = TTLCache()  # what S3 holds about posts (frozen photos, removed posts' text), across requests
+
+    @app.get("/calendar/", response_class=HTMLResponse)
+    def calendar_page():
+        return HTMLResponse((STATIC / "calendar.html").read_text(encoding="utf-8"),
+                            headers={"Cache-Control": "no-store"})
+
+    @app.get("/calendar/static/{name}")
+    def calendar_static(name: str):
+        if name not in calendar.STATIC_FILES:
+            raise HTTPException(404, "không có tệp này")
+        return Response((STATIC / name).read_bytes(), media_type=calendar.STATIC_FILES[name],
+                        headers={"Cache-Control": "private, max-age=60"})
+
+    @app.get("/api/calendar")
+    def calendar_json(session=Depends(_session_dependency()), start: str | None = Query(None, alias="from"),
+                      end: str | None = Query(None, alias="to"), event: str | None = Query(None)):
+        shown = _event(board, event, None)
+        try:
+            first, last = calendar.parse_range(start, end, datetime.now(timezone.utc).astimezone(shown.tz).date())
+        except calendar.RangeError as exc:
+            raise HTTPException(422, str(exc)) from None
+        sources = board.sources
+        try:
+            data = calendar.answer(agenda, session, shown, first, last, storage=sources.storage,
+                                   ledger=sources.ledger, cache=stored)
+        except SQLAlchemyError as exc:  # the ledger's database (or Airflow's) is away: say so, never guess
+            raise HTTPException(503, f"Không đọc được sổ đăng bài hoặc cơ sở dữ liệu của Airflow, thử lại sau: "
+                                     f"{type(exc).__name__}") from None
+        return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
 
 MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
