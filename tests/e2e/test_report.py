@@ -340,7 +340,11 @@ def test_reach_is_what_the_fanpage_insights_say(scenario):
 
 
 @pytest.mark.timeout(1500)
-def test_the_staff_get_one_mail_per_day_and_the_press_none(scenario, stack):
+def test_the_staff_get_one_mail_per_day_and_the_press_none(scenario, stack, airflow_api):
+    import re
+
+    import requests
+
     mails = staff_mails(stack, scenario["event"].id)
     assert len(mails) == 1, [m["Subject"] for m in mails]
     mail = mails[0]
@@ -348,7 +352,15 @@ def test_the_staff_get_one_mail_per_day_and_the_press_none(scenario, stack):
     subject = str(email.header.make_header(email.header.decode_header(mail["Subject"])))
     assert subject == "[Báo cáo nội bộ] Báo cáo kết quả Tháng vận động BHXH toàn dân — đến 28/05/2020"
     text = next(p for p in mail.walk() if p.get_content_type() == "text/plain").get_payload(decode=True).decode()
-    assert "Người tham gia BHXH tự nguyện mới" in text and "report.pdf" in text
+    assert "Người tham gia BHXH tự nguyện mới" in text
+    # the report behind the UI's login, never a presigned S3 link (the storage's key id and address)
+    links = re.findall(r"https?://\S+", text)
+    assert links and all("/bridgecast/api/report/" in url for url in links), links
+    assert not any(f":{stack.layout.ports.s3}" in url or "X-Amz" in url for url in links)
+    pdf = next(url for url in links if "/report/pdf" in url)
+    assert requests.get(pdf, timeout=30).status_code == 401  # a forwarded mail opens nothing without a login
+    answer = airflow_api.fetch(pdf.removeprefix(airflow_api.base_url))
+    assert answer.status_code == 200 and answer.content[:5] == b"%PDF-"
 
 
 @pytest.mark.timeout(1500)
