@@ -56,6 +56,10 @@ def test_no_secret_of_the_stack_is_in_any_log_xcom_or_mail(kit, stack, system_lo
     stored = _xcom_and_approvals(stack, tmp_path)
     assert mails and logs
     found = scan(logs + mails + stored, secrets) + scan(list(system_log_offsets), secrets, system_log_offsets)
-    print(f"\nsecrets found in logs, XCom or mail: {len(found)} ({len(secrets)} secrets, {len(logs)} logs, "
-          f"{len(mails)} mails, XCom and approvals, {len(system_log_offsets)} system logs scanned)", file=sys.stderr)
+    summary = (f"secrets found in logs, XCom or mail: {len(found)} ({len(secrets)} secrets, {len(logs)} logs, "
+               f"{len(mails)} mails, XCom and approvals, {len(system_log_offsets)} system logs scanned)")
+    print(f"\n{summary}", file=sys.stderr)
+    artifacts = Path(__file__).resolve().parents[3] / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / "secret-scan.txt").write_text(summary + "\n" + "\n".join(found) + "\n", encoding="utf-8")
     assert found == [], "\n".join(found)
