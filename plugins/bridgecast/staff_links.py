@@ -7,6 +7,7 @@ staff get these.
 """
 from __future__ import annotations
 
+import time
 from urllib.parse import quote, urlsplit
 
 BOARD_PATH = "/bridgecast/board/"
@@ -14,9 +15,21 @@ MEDIA_PATH = "/bridgecast/api/media/"  # + an object key (`objects.is_staff_medi
 REPORT_PATH = "/bridgecast/api/report/"  # + html | pdf
 
 
+_CACHE_S = 60.0  # a preview names two links per photo: one Connection lookup, not two dozen
+_cached: tuple[float, str] | None = None
+
+
 def ui_base() -> str:
     """The Airflow UI's address for a mail: `[api] base_url`, else the `bridgecast_airflow` Connection's; "" when
     neither is known (links are then paths, relative to the UI)."""
+    global _cached
+    if _cached and time.monotonic() - _cached[0] < _CACHE_S:
+        return _cached[1]
+    _cached = (time.monotonic(), _lookup_ui_base())
+    return _cached[1]
+
+
+def _lookup_ui_base() -> str:
     base = ""
     try:
         from airflow.configuration import conf
