@@ -31,6 +31,7 @@ import requests
 import yaml
 
 from bridgecast.event import StrictYAMLLoader, default_event_path, load_event
+from bridgecast.ingest.assets import INGEST_LANES
 from devstack import synthetic
 from devstack.stack.manager import Stack
 
@@ -141,17 +142,22 @@ class Publishers:
 
 # --- field teams -------------------------------------------------------------------------------------------------------
 def upload_team_photos(gateway_url: str, keys: dict, teams: list, per_team: int, work: Path) -> dict:
-    """Each district team sends `per_team` phone photos (with GPS) — and one team a broken file, which must be
-    quarantined without holding up the rest."""
+    """Each district team sends `per_team` phone photos (with GPS) — one team also a phone video, and one team a
+    broken file, which must be quarantined without holding up the rest."""
 
     work.mkdir(parents=True, exist_ok=True)
-    sent = {"accepted": 0, "rejected": 0, "bad_files": 0}
+    sent = {"accepted": 0, "rejected": 0, "bad_files": 0, "videos": 0}
     for t, team in enumerate(teams):
         files = []
         for i in range(per_team):
             path = synthetic.field_photo(work / f"{team.id}-{i}.jpg", f"{team.display_name} ra quân",
                                      size=(2000, 1500), seed=t * 100 + i)
             files.append(("files", (path.name, path.open("rb"), "image/jpeg")))
+        if t == 1:  # a team that also filmed: a portrait phone clip, which must reach the portal article
+            clip = synthetic.synthetic_clip(work / f"{team.id}-clip.mp4", width=640, height=360, duration=4,
+                                            label=team.display_name, rotate=90)
+            files.append(("files", (clip.name, clip.open("rb"), "video/mp4")))
+            sent["videos"] += 1
         if t == 0:  # a phone that sent a truncated picture
             broken = work / f"{team.id}-broken.jpg"
             data = (work / f"{team.id}-0.jpg").read_bytes()
@@ -228,8 +234,9 @@ def run(stack: Stack, opts: RehearsalOptions) -> "RehearsalResult":
         os.environ[key] = value
     api = _api(stack)
     api.wait_for_dag(DAG_ID, timeout_s=180)
-    api.wait_for_dag("bridgecast_ingest", timeout_s=60)
-    for dag_id in (DAG_ID, "bridgecast_ingest"):
+    for dag_id in INGEST_LANES:  # both ingest lanes: photos; videos and recording segments
+        api.wait_for_dag(dag_id, timeout_s=60)
+    for dag_id in (DAG_ID, *INGEST_LANES):
         api.set_paused(dag_id, False)
     for stale in api.active_runs(DAG_ID):  # an interrupted earlier rehearsal would hold the one active-run slot
         if stale["dag_run_id"].startswith("rehearsal__"):

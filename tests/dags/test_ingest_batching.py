@@ -120,34 +120,111 @@ def test_an_airflow_api_outage_ends_lingering_without_failing_the_task(quick_lin
     assert [f.result() for f in taken] == ["done"]
 
 
-def test_the_dag_is_scheduled_on_the_raw_assets_one_run_at_a_time():
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+def _ingest_dags():
     from airflow.dag_processing.dagbag import DagBag
 
-    from bridgecast.ingest.assets import RAW_KINDS, raw_asset_uri
+    return DagBag(dag_folder=str(DAGS / "bridgecast_ingest.py")).dags
 
-    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags" / "bridgecast_ingest.py"))
-    dag = bag.dags["bridgecast_ingest"]
 
-    def uris(condition) -> set[str]:  # Asset, or any-of (nested) conditions
-        return {condition.uri} if hasattr(condition, "uri") else set().union(*map(uris, condition.objects))
+def _uris(condition) -> set[str]:
+    """The asset URIs a schedule waits on: an Asset, any-of (nested) conditions, or none (a time schedule)."""
+    if hasattr(condition, "uri"):
+        return {condition.uri}
+    return set().union(*map(_uris, getattr(condition, "objects", ())))
 
-    assert uris(dag.timetable.asset_condition) == {raw_asset_uri(k) for k in RAW_KINDS}
-    assert dag.max_active_runs == 1
-    process = dag.get_task("process_batch")
-    assert {a.uri for a in process.inlets} == {raw_asset_uri(k) for k in RAW_KINDS}  # the late-arrival feed
-    # A storage outage of a few minutes is outlived by the retries (backoff), not turned into stuck photos.
-    assert process.retries >= 5 and process.retry_delay <= timedelta(seconds=30)
-    assert process.retry_exponential_backoff and process.max_retry_delay >= timedelta(minutes=1)
-    waits = sum(min(process.retry_delay.total_seconds() * 2 ** n, process.max_retry_delay.total_seconds())
-                for n in range(process.retries))
-    assert waits >= 5 * 60
+
+def test_each_lane_is_scheduled_only_on_its_own_raw_assets_one_run_at_a_time():
+    """Photos have a lane of their own: a team video or recording segment in work never holds them."""
+    from bridgecast.ingest.assets import INGEST_LANES, PROCESSED_PHOTOS_URI, RAW_KINDS, raw_asset_uri
+
+    dags = _ingest_dags()
+    assert INGEST_LANES == {"bridgecast_ingest": ("photo",), "bridgecast_ingest_video": ("video", "recording")}
+    assert sorted(k for kinds in INGEST_LANES.values() for k in kinds) == sorted(RAW_KINDS)
+    for dag_id, kinds in INGEST_LANES.items():
+        dag, own = dags[dag_id], {raw_asset_uri(k) for k in kinds}
+        assert _uris(dag.timetable.asset_condition) == own, dag_id
+        assert dag.max_active_runs == 1
+        # the late events (collect_batches) and the lingering task's feed (process_batch) read only the lane's own
+        assert {a.uri for a in dag.get_task("collect_batches").inlets} == own, dag_id
+        process = dag.get_task("process_batch")
+        assert {a.uri for a in process.inlets} == own, dag_id
+        # A storage outage of a few minutes is outlived by the retries (backoff), not turned into stuck photos.
+        assert process.retries >= 5 and process.retry_delay <= timedelta(seconds=30)
+        assert process.retry_exponential_backoff and process.max_retry_delay >= timedelta(minutes=1)
+        waits = sum(min(process.retry_delay.total_seconds() * 2 ** n, process.max_retry_delay.total_seconds())
+                    for n in range(process.retries))
+        assert waits >= 5 * 60
+    photos, videos = (dags[d].get_task("process_batch") for d in ("bridgecast_ingest", "bridgecast_ingest_video"))
+    assert [a.uri for a in photos.outlets] == [PROCESSED_PHOTOS_URI] and videos.outlets == []  # the staff form's list
+    assert videos.max_active_tis_per_dag == 1 and photos.max_active_tis_per_dag is None  # a media slot for photos
+
+
+def test_every_raw_kind_schedules_exactly_one_dag_so_the_sweeps_re_offer_reaches_its_lane():
+    from airflow.dag_processing.dagbag import DagBag
+
+    from bridgecast.ingest.assets import RAW_KINDS, ingest_dag_of, raw_asset_uri
+
+    bag = DagBag(dag_folder=str(DAGS))
+    assert not bag.import_errors, bag.import_errors
+    for kind in RAW_KINDS:
+        scheduled = [dag_id for dag_id, dag in bag.dags.items()
+                     if raw_asset_uri(kind) in _uris(getattr(dag.timetable, "asset_condition", None))]
+        assert scheduled == [ingest_dag_of(kind)], kind
+
+
+def test_each_lanes_collect_takes_only_its_own_kinds_late_events(monkeypatch):
+    """Events announced after a run was triggered are read from the lane's own assets only: a video announced
+    while photos are collected stays for the video lane (and the other way round)."""
+    from types import SimpleNamespace
+
+    from bridgecast.ingest.assets import INGEST_LANES, RAW_KINDS, raw_asset_uri
+    from bridgecast.storage import Storage
+
+    monkeypatch.setattr(processing, "still_to_do", lambda items, storage: items)  # no storage here: nothing done
+    monkeypatch.setattr(Storage, "from_connection", classmethod(lambda cls: None))
+    late = {raw_asset_uri(kind): _event(n, kind) for n, kind in enumerate(RAW_KINDS)}
+
+    class InletEvents:  # what Airflow hands a task: only its inlets' events can be read
+        def __init__(self, inlets):
+            self.inlets = {a.uri for a in inlets}
+
+        def __getitem__(self, asset):
+            assert asset.uri in self.inlets, f"{asset.uri} is not an inlet of the task"
+            return SimpleNamespace(after=lambda since: [SimpleNamespace(extra=late[asset.uri])])
+
+    dags = _ingest_dags()
+    for dag_id, kinds in INGEST_LANES.items():
+        collect = dags[dag_id].get_task("collect_batches")
+        batches = collect.python_callable(triggering_asset_events={}, inlet_events=InletEvents(collect.inlets),
+                                          dag_run=SimpleNamespace(run_after=T0))
+        assert sorted(i["kind"] for b in batches for i in b) == sorted(kinds), dag_id
+
+
+def test_preflight_is_a_no_go_while_either_lane_is_paused(monkeypatch):
+    from bridgecast import airflow_api
+    from bridgecast.ingest.assets import INGEST_LANES
+    from bridgecast.launch import preflight
+
+    assert list(preflight.INGEST_DAGS) == list(INGEST_LANES)  # the launch names the lanes without importing ingest
+    paused = {"bridgecast_ingest": False, "bridgecast_ingest_video": True}
+
+    class API:
+        def dag(self, dag_id):
+            return {"is_paused": paused[dag_id]}
+
+    monkeypatch.setattr(airflow_api.AirflowAPI, "from_connection", classmethod(lambda cls: API()))
+    check = preflight._ingest_dag_check()
+    assert not check["ok"] and check["detail"].startswith("bridgecast_ingest_video is PAUSED")
+    assert "bridgecast_ingest " not in check["detail"] and "videos and recordings are not processed" in check["detail"]
+    paused["bridgecast_ingest_video"] = False
+    assert preflight._ingest_dag_check() == {"ok": True, "detail": "bridgecast_ingest and bridgecast_ingest_video active"}
 
 
 def test_a_sweep_re_offers_stuck_assets_every_few_minutes():
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags" / "bridgecast_ingest.py"))
-    sweep = bag.dags["bridgecast_ingest_sweep"]
+    sweep = _ingest_dags()["bridgecast_ingest_sweep"]
     assert sweep.timetable.delta <= timedelta(minutes=10) and sweep.max_active_runs == 1
     assert 0 < sweep.params["older_than_minutes"] <= 30
     assert [t.task_id for t in sweep.tasks] == ["reoffer_stuck"]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from bridgecast.ingest.assets import INGEST_LANES
 from devstack.rehearsal import DAG_ID, RehearsalOptions, run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,7 +54,8 @@ def api(celery_stack):
 def rehearsal(celery_stack):
     started_at = time.time()
     result = run(celery_stack, RehearsalOptions(points=8, event_minutes=1.5, late_point="ha-giang",
-                                                drop_point="ha-noi", photos_per_team=2, timeout_min=20))
+                                                drop_point="ha-noi", photos_per_team=2, timeout_min=20,
+                                                preflight_min=1.25, live_setup_min=0.6))
     result.started_at = started_at
     return result
 
@@ -99,10 +101,12 @@ def test_every_launch_task_ran_on_the_worker_of_its_queue_and_both_workers_worke
     assert workers == {"worker-default", "worker-media"}, workers
 
 
-def test_the_teams_photos_were_processed_on_the_media_worker(rehearsal, api):
-    runs = [run for run in api.runs("bridgecast_ingest", limit=100)
-            if datetime.fromisoformat(run["run_after"]).timestamp() >= rehearsal.started_at]  # this rehearsal's
-    batches = [ti for run in runs for ti in api.task_instances("bridgecast_ingest", run["dag_run_id"])
-               if ti["task_id"] == "process_batch" and ti["state"] == "success"]
+def test_the_teams_photos_and_recordings_were_processed_on_the_media_worker(rehearsal, api):
+    batches = []  # both ingest lanes: photos; videos and recording segments
+    for dag_id in INGEST_LANES:
+        runs = [run for run in api.runs(dag_id, limit=100)
+                if datetime.fromisoformat(run["run_after"]).timestamp() >= rehearsal.started_at]  # this rehearsal's
+        batches += [ti for run in runs for ti in api.task_instances(dag_id, run["dag_run_id"])
+                    if ti["task_id"] == "process_batch" and ti["state"] == "success"]
     assert batches, "no ingest batch ran"
     assert {ti["hostname"].split(".")[0] for ti in batches} == {"worker-media"}

@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 # Planning anchor measured on the 2-core box (media-notes §3): one 720p30 veryfast live encode ≈ 0.7 core.
 CORES_PER_720P30_ENCODE = 0.7
 MIN_FREE_DISK_GB = 5.0
+# The ingest lanes and what each processes (bridgecast.ingest.assets.INGEST_LANES; one feature does not import
+# another, tests/dags/test_ingest_batching.py keeps the two equal).
+INGEST_DAGS = {"bridgecast_ingest": "photos", "bridgecast_ingest_video": "team videos and recordings"}
 
 
 # --- judging (pure) ----------------------------------------------------------------------------------------------
@@ -137,7 +140,7 @@ def check_channels(plan_xcom: dict) -> dict:
                                                     f"were not checked: {exc}"}}
     results["storage"] = reported(_storage_check, "S3 not writable")
     results["ingest"] = reported(_gateway_check, "ingest gateway unreachable")
-    results["ingest_dag"] = reported(_ingest_dag_check, "cannot read the state of bridgecast_ingest")
+    results["ingest_dag"] = reported(_ingest_dag_check, f"cannot read the state of {' / '.join(INGEST_DAGS)}")
     results["launch_dag"] = reported(_launch_dag_check, "cannot read the state of bridgecast_launch")
     results["disk"] = reported(_disk_check, "cannot read the free disk space")
     for name, result in results.items():
@@ -159,12 +162,16 @@ def _gateway_check() -> dict:
 
 
 def _ingest_dag_check() -> dict:
-    """DAGs are created paused: a paused ingest DAG would sit on every photo sent during the event."""
+    """DAGs are created paused: a paused ingest lane would sit on every photo (or video, recording) sent during
+    the event. Both lanes must be on."""
     from bridgecast.airflow_api import AirflowAPI
 
-    paused = AirflowAPI.from_connection().dag("bridgecast_ingest")["is_paused"]
-    return {"ok": not paused, "detail": "bridgecast_ingest is PAUSED — unpause it in the Airflow UI, or photos are "
-                                        "not processed" if paused else "bridgecast_ingest active"}
+    api = AirflowAPI.from_connection()
+    paused = [dag_id for dag_id in INGEST_DAGS if api.dag(dag_id)["is_paused"]]
+    if not paused:
+        return {"ok": True, "detail": f"{' and '.join(INGEST_DAGS)} active"}
+    return {"ok": False, "detail": "; ".join(f"{dag_id} is PAUSED — unpause it in the Airflow UI, or "
+                                             f"{INGEST_DAGS[dag_id]} are not processed" for dag_id in paused)}
 
 
 def _launch_dag_check() -> dict:

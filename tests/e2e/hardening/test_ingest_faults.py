@@ -17,7 +17,7 @@ from PIL import Image
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
 
-DAG_ID = "bridgecast_ingest"
+DAG_ID = "bridgecast_ingest"  # the photo lane (videos and recordings have bridgecast_ingest_video)
 OUTAGE_S = 60
 BURST, POINTS = 24, ("tam-dao", "vinh-yen", "phuc-yen")
 RECOVER_WITHIN_S = 360  # after storage is back: the batches' retries (backoff 10…120 s) and their work

@@ -1,6 +1,7 @@
-"""End to end through the real Airflow scheduler: what the gateway stores is processed by `bridgecast_ingest` by
-itself — a recording published over RTMP, field photos with bad files among them, team videos from phones (MP4 and
-MOV, H.264 and HEVC, portrait, variable frame rate), a HEIC photo — and a rerun changes nothing."""
+"""End to end through the real Airflow scheduler: what the gateway stores is processed by its ingest lane by itself
+(`bridgecast_ingest` for photos, `bridgecast_ingest_video` for videos and recordings) — a recording published over
+RTMP, field photos with bad files among them, team videos from phones (MP4 and MOV, H.264 and HEVC, portrait,
+variable frame rate), a HEIC photo — and a rerun changes nothing."""
 from __future__ import annotations
 
 import hashlib
@@ -14,24 +15,27 @@ from ingest_testkit import (EVENT_ID, html_saved_as_photo, jpeg_bytes, oversized
                             truncated_jpeg, wait_for)
 from PIL import Image
 
-from bridgecast.ingest.assets import raw_asset_uri
+from bridgecast.ingest.assets import INGEST_LANES, ingest_dag_of, raw_asset_uri
 from devstack import synthetic
 from tests.media.helpers import has_encoder, phone_clip
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(300)]
 
-DAG_ID = "bridgecast_ingest"
+DAG_ID = "bridgecast_ingest"  # the photo lane
 FINAL = ("processed", "quarantined")
 PROCESS_WITHIN_S = 120  # upload → processed manifest; ~5 s on a warm, idle stack, a run's start-up included
 
 
 @pytest.fixture(scope="module")
 def ingest_dag(airflow_api):
-    """The ingest DAG switched on (it is created paused), as an operator does before the event; restored after."""
-    was_paused = airflow_api.wait_for_dag(DAG_ID, timeout_s=120)["is_paused"]
-    airflow_api.set_paused(DAG_ID, False)
+    """Both ingest lanes switched on (they are created paused), as an operator does before the event; restored
+    after."""
+    was_paused = {dag_id: airflow_api.wait_for_dag(dag_id, timeout_s=120)["is_paused"] for dag_id in INGEST_LANES}
+    for dag_id in INGEST_LANES:
+        airflow_api.set_paused(dag_id, False)
     yield airflow_api
-    airflow_api.set_paused(DAG_ID, was_paused)
+    for dag_id, paused in was_paused.items():
+        airflow_api.set_paused(dag_id, paused)
 
 
 def _final_manifest(manifests, point: str, sha256: str, timeout_s: float = PROCESS_WITHIN_S) -> dict:
@@ -50,14 +54,16 @@ def _asset_events(airflow_api, kind: str, sha256s: set[str]) -> dict[str, dict]:
 
 
 def _run_that_consumed(airflow_api, kind: str, sha256: str) -> dict:
-    """The ingest run the asset event of `sha256` went into, once it has finished."""
+    """The run of `kind`'s ingest lane the asset event of `sha256` went into, once it has finished."""
+    dag_id = ingest_dag_of(kind)
+
     def consumed():
         event = _asset_events(airflow_api, kind, {sha256}).get(sha256)
-        runs = [r for r in (event or {}).get("created_dagruns", []) if r["dag_id"] == DAG_ID]
+        runs = [r for r in (event or {}).get("created_dagruns", []) if r["dag_id"] == dag_id]
         return runs[0] if runs else None
 
-    run = wait_for(consumed, timeout_s=60, interval_s=1, what=f"an ingest run to consume {sha256[:12]}")
-    return airflow_api.wait_run(DAG_ID, run["run_id"], timeout_s=120)
+    run = wait_for(consumed, timeout_s=60, interval_s=1, what=f"a {dag_id} run to consume {sha256[:12]}")
+    return airflow_api.wait_run(dag_id, run["run_id"], timeout_s=120)
 
 
 def _batch_results(airflow_api, run_id: str) -> list[list[dict]]:
@@ -190,21 +196,22 @@ def _probe_rendition(storage, key: str, path):
     return media.probe(storage.download_file(key, path))
 
 
-def _task_log_of(airflow_api, key: str, runs: int = 10) -> str:
-    """The log of the process_batch task that processed `key` (its XCom names it), among the latest runs. Which
-    run took an asset is the scheduler's business (a triggering event, a late one, or a lingering task)."""
-    for run in airflow_api.runs(DAG_ID, limit=runs):
-        for ti in airflow_api.task_instances(DAG_ID, run["dag_run_id"]):
+def _task_log_of(airflow_api, dag_id: str, key: str, runs: int = 10) -> str:
+    """The log of the process_batch task of `dag_id` that processed `key` (its XCom names it), among the latest
+    runs. Which run took an asset is the scheduler's business (a triggering event, a late one, or a lingering
+    task)."""
+    for run in airflow_api.runs(dag_id, limit=runs):
+        for ti in airflow_api.task_instances(dag_id, run["dag_run_id"]):
             if ti["task_id"] != "process_batch" or ti["state"] != "success":
                 continue
-            results = airflow_api.xcom(DAG_ID, run["dag_run_id"], "process_batch", map_index=ti["map_index"])
+            results = airflow_api.xcom(dag_id, run["dag_run_id"], "process_batch", map_index=ti["map_index"])
             if any(r["key"] == key for r in results or []):
                 log = airflow_api.request(
-                    "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/process_batch/logs/"
+                    "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances/process_batch/logs/"
                            f"{ti['try_number']}", params={"map_index": ti["map_index"]})
                 return "\n".join(str(entry.get("event", entry)) if isinstance(entry, dict) else str(entry)
                                  for entry in log.get("content", []))
-    raise AssertionError(f"no successful process_batch task of the last {runs} runs reports {key}")
+    raise AssertionError(f"no successful process_batch task of the last {runs} {dag_id} runs reports {key}")
 
 
 def test_team_videos_from_phones_are_processed_to_the_house_profile_with_a_poster(gateway, storage, manifests,
@@ -250,7 +257,8 @@ def test_team_videos_from_phones_are_processed_to_the_house_profile_with_a_poste
 
     # Long steps log progress in the task log (a 3 s clip is short: at least its closing line).
     last = hashlib.sha256(next(reversed(clips.values()))[0].read_bytes()).hexdigest()
-    text = wait_for(lambda: _task_log_of(ingest_dag, manifests.get(EVENT_ID, point, last)["key"]), timeout_s=60,
+    last_key = manifests.get(EVENT_ID, point, last)["key"]
+    text = wait_for(lambda: _task_log_of(ingest_dag, ingest_dag_of("video"), last_key), timeout_s=60,
                     interval_s=2, what="the task that processed the last clip to finish")
     assert "normalising " in text and ": done in " in text, text[-2000:]
 
