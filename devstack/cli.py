@@ -2,7 +2,7 @@
 
     ./bridgecast up | down | status          the embedded stack (`up --executor celery`: Redis + 2 Celery workers)
     ./bridgecast config check FILE...        validate event files (exit 1 with every problem listed)
-    ./bridgecast keys show|revoke ...        per-point stream keys and upload links
+    ./bridgecast keys show|sheet|revoke ...  per-point stream keys and upload links (`sheet`: printable, QR codes)
     ./bridgecast arm [--event FILE]          validate the event, unpause the launch DAG, show when it runs
     ./bridgecast wiring                      run the wiring DAG through the scheduler
 """
@@ -15,6 +15,7 @@ import time
 import uuid
 
 from bridgecast.event import EventConfigError, default_event_path, load_event
+from bridgecast.ingest.assets import INGEST_LANES
 
 
 def cmd_config_check(args) -> int:
@@ -45,8 +46,9 @@ def cmd_up(args) -> int:
     print(f"Bridgecast embedded stack (state in {stack.layout.var}):")
     stack.up()
     api = _api(stack)
-    api.wait_for_dag("bridgecast_ingest", timeout_s=180)
-    api.set_paused("bridgecast_ingest", False)  # ingest must run whenever the stack runs: uploads never wait
+    for dag_id in INGEST_LANES:  # ingest must run whenever the stack runs: uploads never wait
+        api.wait_for_dag(dag_id, timeout_s=180)
+        api.set_paused(dag_id, False)
     print(f"up in {time.monotonic() - t0:.1f}s — `source {stack.layout.env_file}` to use it from a shell")
     _print_login(stack)
     return 0
@@ -126,6 +128,29 @@ def cmd_arm(args) -> int:
     return 0 if armed.next_run_at else 2
 
 
+def _public_addresses(layout):
+    """Where teams reach the gateway and nginx-rtmp: the ingest Connection as this shell has it (`source
+    var/stack.env`, or production's AIRFLOW_CONN_BRIDGECAST_INGEST), else the embedded stack's own."""
+    from bridgecast.connections import ConnectionInfo, ConnectionNotFound, get_connection
+    from bridgecast.ingest.sheet import INGEST_CONNECTION, PublicAddresses
+    from devstack.stack.env import ingest_connection_fields
+
+    try:
+        conn = get_connection(INGEST_CONNECTION)
+    except ConnectionNotFound:
+        fields = ingest_connection_fields(layout, admin_token="")
+        conn = ConnectionInfo(INGEST_CONNECTION, conn_type=fields["conn_type"], host=fields["host"],
+                              extra=fields["extra"])
+    return PublicAddresses.from_connection(conn)
+
+
+def _warn_addresses(addresses) -> None:
+    if addresses.headline:
+        print(f"⚠ {addresses.headline}", file=sys.stderr)
+        for warning in addresses.warnings:
+            print(f"  {warning}", file=sys.stderr)
+
+
 def cmd_keys_show(args) -> int:
     from devstack.stack.layout import Layout
     from bridgecast.ingest.keys import issue_point_keys
@@ -134,14 +159,39 @@ def cmd_keys_show(args) -> int:
     event = load_event(args.event or default_event_path())
     path = issue_point_keys(layout.secrets, event.id, [p.id for p in event.points])
     data = json.loads(path.read_text())["points"]
-    rtmp = f"rtmp://127.0.0.1:{layout.ports.rtmp}/live"
+    addresses = _public_addresses(layout)
     for p in event.points:
         keys = data[p.id]
-        line = f"{p.id:<22} {p.name:<20}"
+        line = f"{p.id:<22} {p.name:<20} {addresses.upload_url}/u/{keys['upload_token']}"
         if p.streams:
-            line += f" {rtmp}/{p.id}?key={keys['stream_key']}"
+            line += f" {addresses.rtmp_url}/{p.id}?key={keys['stream_key']}"
         print(line)
     print(f"(keys file: {path}; keep it private)")
+    _warn_addresses(addresses)
+    return 0
+
+
+def cmd_keys_sheet(args) -> int:
+    """The printable sheet of every point's links and QR codes (bridgecast.ingest.sheet). It holds every token and
+    key: only its path and counts are printed."""
+    from pathlib import Path
+
+    from devstack.stack.layout import Layout
+    from bridgecast.ingest.keys import issue_point_keys
+    from bridgecast.ingest.sheet import links_sheet, write_sheet
+
+    layout = Layout.from_env()
+    event = load_event(args.event or default_event_path())
+    keys_file = issue_point_keys(layout.secrets, event.id, [p.id for p in event.points])
+    addresses = _public_addresses(layout)
+    sheet = links_sheet(event, json.loads(keys_file.read_text())["points"], addresses)
+    out = write_sheet(sheet, Path(args.out) if args.out else layout.secrets / f"keys-sheet-{event.id}.html")
+    counts = sheet.counts
+    print(f"keys sheet of {event.id}: {counts['cards']} cards ({counts['streaming']} connection points, "
+          f"{counts['teams']} teams), one A4 page each — {out} (mode 600: it holds every point's keys; print it "
+          f"from a browser, hand each page to its point only)")
+    print(f"  upload site {addresses.upload_url} · RTMP server {addresses.rtmp_url}")
+    _warn_addresses(addresses)
     return 0
 
 
@@ -191,9 +241,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys = sub.add_parser("keys", help="per-point stream keys and upload tokens").add_subparsers(
         dest="keys_cmd", required=True)
-    show = keys.add_parser("show", help="issue missing keys and print each point's publish URL")
+    show = keys.add_parser("show", help="issue missing keys and print each point's upload link and publish URL")
     show.add_argument("--event", help="event file (default: config/event.yaml or $BRIDGECAST_EVENT)")
     show.set_defaults(func=cmd_keys_show)
+    sheet = keys.add_parser("sheet", help="write the printable sheet of every point's upload link, stream URL "
+                                          "and QR codes (on the Connection's public addresses)")
+    sheet.add_argument("--event", help="event file (default: config/event.yaml or $BRIDGECAST_EVENT)")
+    sheet.add_argument("--out", metavar="PATH", help="where to write it (default: the stack's secrets folder); "
+                                                     "written mode 600")
+    sheet.set_defaults(func=cmd_keys_sheet)
     revoke = keys.add_parser("revoke", help="revoke a point's keys and issue new ones")
     revoke.add_argument("point")
     revoke.add_argument("--event")
