@@ -489,7 +489,7 @@ def create_app(data_dir: str | os.PathLike, *, page_id: str, page_token: str, ap
     clock = Clock()
     budget = CallBudget(rate_limit_calls, rate_limit_window_s)
     faults = Faults()
-    knobs = {"expired": False, "permissions": set(permissions), "require_proof": require_appsecret_proof,
+    knobs = {"expired": False, "expires_at": 0, "permissions": set(permissions), "require_proof": require_appsecret_proof,
              "chunk": int(upload_chunk_bytes), "duplicate_window_s": float(duplicate_window_s)}
     accepted = sorted(versions, key=lambda v: int(v[1:].split(".")[0]))
     record_root = Path(record_dir).resolve() if record_dir else None
@@ -566,12 +566,17 @@ def create_app(data_dir: str | os.PathLike, *, page_id: str, page_token: str, ap
                          token=header_token or param_token, token_source=source,
                          appsecret_proof=params.pop("appsecret_proof", None))
 
+    def token_expired() -> bool:
+        """Expired by the knob, or because its `expires_at` (0: never, as a Page token from a long-lived user token)
+        has passed: Graph then refuses every call with it, as it does."""
+        return knobs["expired"] or 0 < knobs["expires_at"] <= clock.now()
+
     def authorise(call: GraphCall) -> None:
         if not call.token:
             raise GraphError(104, "An access token is required to request this resource.")
         if not hmac.compare_digest(call.token.encode(), page_token.encode()):
             raise GraphError(190, DEFAULT_MESSAGES[190], subcode=467)
-        if knobs["expired"]:
+        if token_expired():
             now = datetime.fromtimestamp(clock.now(), timezone.utc)
             raise GraphError(190, f"Error validating access token: Session has expired on {now:%A, %d-%b-%y} "
                                   f"01:00:00 PDT. The current time is {now:%A, %d-%b-%y %H:%M:%S} UTC.", subcode=463)
@@ -1541,6 +1546,8 @@ def create_app(data_dir: str | os.PathLike, *, page_id: str, page_token: str, ap
         body = json.loads(await request.body() or b"{}")
         if "expired" in body:
             knobs["expired"] = bool(body["expired"])
+        if "token_expires_at" in body:  # epoch seconds; 0 = the token never expires
+            knobs["expires_at"] = int(body["token_expires_at"])
         if "permissions" in body:
             knobs["permissions"] = set(body["permissions"])
         if "require_appsecret_proof" in body:
@@ -1552,7 +1559,8 @@ def create_app(data_dir: str | os.PathLike, *, page_id: str, page_token: str, ap
         if "rate_limit_calls" in body or "rate_limit_window_s" in body:
             budget.configure(body.get("rate_limit_calls", budget.calls),
                              body.get("rate_limit_window_s", budget.window_s))
-        return {"expired": knobs["expired"], "permissions": sorted(knobs["permissions"]),
+        return {"expired": knobs["expired"], "token_expires_at": knobs["expires_at"],
+                "permissions": sorted(knobs["permissions"]),
                 "require_appsecret_proof": knobs["require_proof"], "upload_chunk_bytes": knobs["chunk"],
                 "rate_limit_calls": budget.calls, "rate_limit_window_s": budget.window_s,
                 "duplicate_window_s": knobs["duplicate_window_s"]}
@@ -1827,7 +1835,8 @@ def create_app(data_dir: str | os.PathLike, *, page_id: str, page_token: str, ap
                 "code": 190, "subcode": 467, "message": "Invalid OAuth access token - Cannot parse access token"}}}
         scopes = sorted(knobs["permissions"])
         return {"data": {"app_id": app_id, "type": "PAGE", "application": app_name, "data_access_expires_at": 0,
-                         "expires_at": 0, "is_valid": not knobs["expired"], "issued_at": counter["started"],
+                         "expires_at": knobs["expires_at"], "is_valid": not token_expired(),
+                         "issued_at": counter["started"],
                          "profile_id": page_id, "scopes": scopes,
                          "granular_scopes": [{"scope": s, "target_ids": [page_id]} for s in scopes
                                              if s.startswith("pages_")]}}

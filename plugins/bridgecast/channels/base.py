@@ -95,6 +95,7 @@ class HealthReport:
     detail: str  # operator-facing sentence
     permissions: tuple[str, ...] = ()
     missing_permissions: tuple[str, ...] = ()
+    expires_at: datetime | None = None  # when the credential stops working (None: not known to expire)
 
 
 class Channel(ABC):

@@ -6,6 +6,7 @@ portal article, and `check_channels_health` reports a channel it cannot build in
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import timedelta
 
 from bridgecast.channels.base import Channel
 from bridgecast.connections import ConnectionNotFound
@@ -79,6 +80,10 @@ def channels_for(event: Event) -> Mapping[str, Channel]:
     return LazyChannels(event)
 
 
+# A credential must outlive the event by this much: the recap, the article and the press kit go out after the end.
+EXPIRY_MARGIN = timedelta(hours=2)
+
+
 def check_channels_health(event: Event) -> dict[str, dict]:
     """{name: {"ok", "detail"}} for every channel. Never raises: a preflight reports what it checks, and a
     channel whose Connection is missing or broken is a no-go that says which Connection to fix and how."""
@@ -104,6 +109,13 @@ def _health(event: Event, name: str) -> dict:
     except Exception as exc:  # check() reports auth problems itself; this is for the unforeseen
         return {"ok": False, "detail": f"Kiểm tra kênh {name} gặp lỗi ngoài dự kiến. / The {name} check failed: "
                                        f"{_reason(exc)}"}
+    if report.ok and report.expires_at and report.expires_at < event.end + EXPIRY_MARGIN:
+        at = report.expires_at.astimezone(event.tz)
+        return {"ok": False, "expires_at": report.expires_at.isoformat(), "detail": (
+            f"Mã truy cập của kênh {name} hết hạn lúc {at:%H:%M %d/%m/%Y} (giờ Việt Nam), trước khi sự kiện và "
+            f"phần đăng bài sau đó kết thúc: tạo mã mới rồi lưu vào Airflow Connection '{conn_id}' (Admin → "
+            f"Connections). / The {name} token expires at {report.expires_at:%Y-%m-%d %H:%M} UTC, before the event "
+            f"and its wrap-up publishing end: generate a new one and save it in Airflow Connection '{conn_id}'.")}
     return {"ok": report.ok, "detail": report.detail}
 
 

@@ -587,12 +587,12 @@ class FanpageChannel(Channel):
             return HealthReport(CHANNEL, False, f"{label}: the Page token lacks {', '.join(missing)}. Grant them to "
                                                 "the app, generate a new Page token and save it in Airflow Connection "
                                                 f"'{self.conn_id}'.", permissions=scopes, missing_permissions=missing)
-        expiry = ""
+        expiry, expires = "", None
         if info.get("expires_at"):
             expires = datetime.fromtimestamp(int(info["expires_at"]), timezone.utc)
             expiry = f"; the token expires {expires:%Y-%m-%d %H:%M} UTC"
         return HealthReport(CHANNEL, True, f"{label} reachable, token valid with {', '.join(REQUIRED_PERMISSIONS)}"
-                                           f"{expiry}.", permissions=scopes)
+                                           f"{expiry}.", permissions=scopes, expires_at=expires)
 
     def debug_token(self) -> dict:
         """What Graph knows about our Page token: validity, expiry, Page, granted permissions (`scopes`)."""
