@@ -16,22 +16,6 @@
   const HISTORY_LIMIT = 200;
 
   const KIND_VI = { photo: "Ảnh", video: "Video", recording: "Bản ghi" };
-  // The media toolkit's quarantine reason codes (media/errors.py); the server's own text is shown beneath.
-  const REASON_VI = {
-    empty_file: "tệp rỗng — tệp chưa gửi tới nơi, hãy gửi lại",
-    truncated: "tệp bị cắt ngang hoặc hỏng — hãy gửi lại tệp gốc",
-    no_moov: "video bị cắt ngang (thiếu phần chỉ mục) — hãy gửi lại tệp gốc",
-    corrupt: "ảnh bị hỏng, không đọc được — hãy gửi lại ảnh gốc",
-    not_an_image: "tệp không phải là ảnh",
-    unsupported_format: "định dạng ảnh chưa được hỗ trợ — hãy chụp/lưu ở dạng JPEG",
-    decompression_bomb: "ảnh có số điểm ảnh vượt giới hạn cho phép",
-    not_media: "tệp không phải là ảnh hay video",
-    no_video: "video không có hình",
-    invalid_media: "tệp ảnh/video không hợp lệ",
-    ffmpeg_failed: "không xử lý được video này",
-    timeout: "xử lý video quá lâu",
-  };
-
   const STATUS_VI = {
     403: "Đường link gửi ảnh không hợp lệ hoặc đã bị thu hồi. Xin ban tổ chức đường link mới.",
     413: "Tệp quá lớn" + (cfg.maxUploadMb ? " (tối đa " + formatNumber(cfg.maxUploadMb) + " MB mỗi tệp)." : "."),
@@ -431,8 +415,11 @@
       setState(item, "processed", "Đã nhận và xử lý xong" + (item.kind ? " (" + (KIND_VI[item.kind] || item.kind).toLowerCase() + ")" : ""),
                detail);
     } else if (status === "quarantined") {
-      setState(item, "quarantined", "Đã nhận nhưng bị giữ lại để kiểm tra: " + (REASON_VI[reason.code] || "tệp có vấn đề"),
-               reason.text || "");
+      // The server's own words (media.team_message: what is wrong and what to do), one table for every page and
+      // mail; its leading "<file name>: " is dropped, the row already names the file.
+      const said = (reason.text || "").replace(item.name + ": ", "");
+      setState(item, "quarantined", "Đã nhận nhưng bị giữ lại để kiểm tra: " + (said || "tệp có vấn đề"),
+               reason.code ? "mã lỗi " + reason.code : "");
     } else {
       setState(item, "received", "Đã nhận — đang chờ xử lý", detail);
     }
