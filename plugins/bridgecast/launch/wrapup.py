@@ -17,7 +17,7 @@ from bridgecast.objects import processed_key
 log = logging.getLogger(__name__)
 
 FINISH_WAIT_S = 300  # how long a highlight waits for a point's last recording segment to reach S3
-GALLERY_DRAIN_S = 240  # how long the galleries wait for photos still being processed by bridgecast_ingest
+GALLERY_DRAIN_S = 240  # how long the galleries wait for photos and team videos the ingest lanes still process
 
 
 # --- choosing (pure) -------------------------------------------------------------------------------------------
