@@ -42,6 +42,10 @@ from bridgecast.channels.base import (AuthError, Channel, ChannelError, Duplicat
 log = logging.getLogger(__name__)
 
 PENDING, PUBLISHED, FAILED, UNKNOWN, CANCELLED = "pending", "published", "failed", "unknown", "cancelled"
+
+# The launch's live video, as other features find it in the ledger (a post that links "the live"): its row's `url`
+# is the live's permalink, recorded when it is created.
+LIVE_VIDEO_CHANNEL, LIVE_VIDEO_KEY = "fanpage", "launch/live-video"
 CLAIMED = "claimed"  # a new row whose lease holder has not sent anything yet
 
 # Errors raised before anything could have reached the audience: safe to mark `failed` and retry blindly later.

@@ -20,6 +20,7 @@ def test_the_2020_calendar_loads_and_0800_local_is_0100_utc():
     assert live_now.publish_at == datetime(2020, 5, 23, 1, 0, tzinfo=timezone.utc)
     assert live_now.publish_at_local.hour == 8
     assert live_now.channels == ("portal", "fanpage")
+    assert live_now.link == "live"  # the live video itself, not the Page
     ids = [p.id for p in calendar.posts]
     assert ids.index("thong-bao-le-ra-quan") < ids.index("dang-truc-tiep")  # pre-announcement comes first
     photos = next(p for p in calendar.posts if p.id == "hinh-anh-doi-luu-dong")

@@ -98,7 +98,7 @@ BAD = [
                                                                   "/video/a.mp4» không phải ảnh"),
     ({"photos": [f"{PHOTO[:-4]}{i}.jpg" for i in range(11)]}, "«Ảnh» (photos): đã chọn 11 ảnh — một bài đăng có tối "
                                                               "đa 10 ảnh."),
-    ({"link": "www.example.vn"}, "«Liên kết» (link): 'www.example.vn' không phải địa chỉ http(s)."),
+    ({"link": "www.example.vn"}, "«Liên kết» (link): 'www.example.vn' không phải địa chỉ http(s) (hoặc «live»: video trực tiếp của lễ)."),
 ]
 
 

@@ -706,7 +706,14 @@ class FanpageChannel(Channel):
         result = self.client.post(f"{self.page_id}/live_videos", data)
         live_id = str(result["id"])
         log.info("fanpage live video %s created (%s)", live_id, data["status"])
-        return LiveVideo(CHANNEL, live_id, url=None,
+        # Its permalink exists from now on (where viewers find it once it goes live): posts that link "the live"
+        # read it from the ledger. A failed read leaves it unknown rather than failing the live.
+        try:
+            url = self._absolute(self.client.get(live_id, {"fields": "permalink_url"}).get("permalink_url"))
+        except ChannelError as exc:
+            log.warning("fanpage live video %s: permalink not read (%s)", live_id, exc.operator_message)
+            url = None
+        return LiveVideo(CHANNEL, live_id, url=url,
                          extra={"kind": "live", "status": data["status"],
                                 "start_at": start_at.isoformat() if scheduled else None},
                          secure_stream_url=result.get("secure_stream_url") or result.get("stream_url") or "")
@@ -715,9 +722,10 @@ class FanpageChannel(Channel):
         """A live video with this exact title that has not ended (reconcile after an unrecorded create)."""
         statuses = json.dumps(list(OPEN_LIVE_STATUSES))
         for item in self.client.get_all(f"{self.page_id}/live_videos",
-                                        {"fields": "id,title,status", "broadcast_status": statuses}):
+                                        {"fields": "id,title,status,permalink_url", "broadcast_status": statuses}):
             if normalize_text(item.get("title", "")) == normalize_text(title):
-                return LiveVideo(CHANNEL, str(item["id"]), url=None, extra={"kind": "live", "status": item["status"]})
+                return LiveVideo(CHANNEL, str(item["id"]), url=self._absolute(item.get("permalink_url")),
+                                 extra={"kind": "live", "status": item["status"]})
         return None
 
     def live_stream_url(self, live_id: str) -> str:

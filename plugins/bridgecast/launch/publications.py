@@ -10,6 +10,7 @@ from typing import Callable
 
 from bridgecast.channels.base import MediaFile, Publication
 from bridgecast.event import Event, Point
+from bridgecast.ledger import LIVE_VIDEO_CHANNEL, LIVE_VIDEO_KEY
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def press_kit_title(event: Event) -> str:
     return f"[Thông cáo báo chí] {event.short_title}"
 
 
-LIVE_VIDEO = LaunchPublication("live-video", "fanpage", "launch/live-video", "live", live_video_title)
+LIVE_VIDEO = LaunchPublication("live-video", LIVE_VIDEO_CHANNEL, LIVE_VIDEO_KEY, "live", live_video_title)
 PORTAL_ARTICLE = LaunchPublication("article", "portal", "launch/portal-article", "article", article_title,
                                    max_photos=12, max_videos=4)
 FANPAGE_PHOTOS = LaunchPublication("photos-post", "fanpage", "launch/fanpage-photos", "post", photos_post_title,

@@ -170,8 +170,8 @@ def _parse_post(entry, index: int, source: str, tz: ZoneInfo, tz_name: str, know
     publish_at = _publish_at(entry.get("publish_at"), tz, bad)
     keys, selector = _media(entry.get("media"), bad, known_points)
     link = entry.get("link")
-    if link is not None and not (isinstance(link, str) and re.match(r"^https?://\S+$", link)):
-        bad("link", f"{link!r} is not an http(s) URL")
+    if link is not None and link != "live" and not (isinstance(link, str) and re.match(r"^https?://\S+$", link)):
+        bad("link", f"{link!r} is not an http(s) URL (or `live`: the launch's live video)")
     approval = entry.get("approval_required", False)
     if not isinstance(approval, bool):
         bad("approval_required", "must be true or false")

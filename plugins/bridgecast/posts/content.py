@@ -163,15 +163,31 @@ def media_file(entry: dict, path: str = ""):
                      sha256=entry["sha256"], caption=entry.get("caption", ""))
 
 
-def publication(event, content: PostContent, channel: str, media: list[dict], paths: dict[str, str] | None = None):
-    """The one Publication of `content` on `channel`: the same inputs always give the same payload hash."""
+# `link: live` (calendar or form): the post links the launch's live video — its permalink, recorded in the ledger when
+# the live video is created (before T0), so an 08:00 post points viewers at the broadcast, not at the Page.
+LIVE_LINK = "live"
+
+
+def live_video_url(rows) -> str | None:
+    """The launch's live video permalink from the event's ledger rows (None before it exists)."""
+    from bridgecast.ledger import LIVE_VIDEO_CHANNEL, LIVE_VIDEO_KEY, PUBLISHED
+
+    return next((r.url for r in rows if (r.channel, r.pub_key) == (LIVE_VIDEO_CHANNEL, LIVE_VIDEO_KEY)
+                 and r.status == PUBLISHED and r.url), None)
+
+
+def publication(event, content: PostContent, channel: str, media: list[dict], paths: dict[str, str] | None = None,
+                *, live_url: str | None = None):
+    """The one Publication of `content` on `channel`: the same inputs always give the same payload hash. A
+    `link: live` post links `live_url` (no link while the live video does not exist yet)."""
     from bridgecast.channels.base import Publication
 
     paths = paths or {}
     portal = event.channels.portal
+    link = live_url if content.link == LIVE_LINK else content.link
     return Publication(
         event_id=event.id, key=content.key, kind=KIND_BY_CHANNEL[channel], title=content.title, body=content.body,
-        excerpt=content.excerpt if channel == "portal" else "", link=content.link, publish_at=content.publish_at,
+        excerpt=content.excerpt if channel == "portal" else "", link=link, publish_at=content.publish_at,
         media=tuple(media_file(m, paths.get(m["key"], "")) for m in media),
         categories=tuple(portal.categories) if channel == "portal" else (),
         tags=tuple(portal.tags) if channel == "portal" else ())

@@ -200,7 +200,8 @@ def form_params(picker: dict | None = None, approvers: list[str] | None = None) 
             "Chưa có ảnh nào đã xử lý. Có thể dán khoá ảnh trong kho (mỗi dòng một khoá)."),
         "link": Param(
             None, type=["null", "string"], title="Liên kết (không bắt buộc)", section="Nâng cao (không bắt buộc)",
-            description="Một địa chỉ http(s) kèm theo bài, ví dụ bài gốc trên cổng thông tin."),
+            description="Một địa chỉ http(s) kèm theo bài, ví dụ bài gốc trên cổng thông tin; hoặc «live»: đường "
+                        "link video trực tiếp của lễ trên fanpage."),
         "repost": Param(
             False, type=["null", "boolean"], title="Đăng lại bài đã đăng", section="Nâng cao (không bắt buộc)",
             description="Chỉ bật khi CỐ Ý đăng lại một bài đã đăng (cùng tiêu đề và giờ): kênh sẽ có thêm một bài "
@@ -258,8 +259,9 @@ def validate_post(params: dict, *, now: datetime, photo_exists, run_id: str, tz:
     photos = list(dict.fromkeys(_text(p) for p in (params.get("photos") or []) if _text(p)))
     problems += _photo_problems(photos, photo_exists)
     link = _text(params.get("link")) or None
-    if link and not re.match(r"^https?://\S+$", link):
-        problems.append(field_problem("link", f"{link!r} không phải địa chỉ http(s)."))
+    if link and link != "live" and not re.match(r"^https?://\S+$", link):
+        problems.append(field_problem("link", f"{link!r} không phải địa chỉ http(s) (hoặc «live»: video trực tiếp "
+                                              "của lễ)."))
     if problems:
         raise FormError(problems)
     key = form_key(title, publish_at, tz)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bridgecast.ledger import CANCELLED, FAILED, PUBLISHED
-from bridgecast.posts.content import PostContent, from_planned, publication
+from bridgecast.posts.content import LIVE_LINK, PostContent, from_planned, live_video_url, publication
 
 CALENDAR_PREFIX = "calendar/"
 FANPAGE_MIN_LEAD = timedelta(minutes=15)  # Facebook's 10-minute minimum plus room for this run to get there
@@ -58,9 +58,11 @@ def item(content: PostContent, channel: str, **extra) -> dict:
 
 
 def can_schedule_on_fanpage(content: PostContent, now: datetime) -> bool:
-    """Only posts whose media are fixed now: a selector must be resolved when the post goes out."""
+    """Only posts whose media and link are fixed now: a selector, or the live video's link, is resolved when the
+    post goes out."""
     lead = content.publish_at - now
-    return not content.media.is_selector and FANPAGE_MIN_LEAD <= lead <= FANPAGE_MAX_LEAD
+    return (not content.media.is_selector and content.link != LIVE_LINK
+            and FANPAGE_MIN_LEAD <= lead <= FANPAGE_MAX_LEAD)
 
 
 def plan_calendar(event, posts, rows, frozen: dict[str, list[dict] | None], now: datetime,
@@ -68,6 +70,7 @@ def plan_calendar(event, posts, rows, frozen: dict[str, list[dict] | None], now:
     """`posts`: the calendar's PlannedPosts; `rows`: the event's ledger rows; `frozen`: media records of published
     posts by key (None when unknown); `window`: how far ahead this run waits for due posts."""
     plan = Plan()
+    live_url = live_video_url(rows)
     by_key = {(r.channel, r.pub_key): r for r in rows}
     wanted: set[tuple[str, str]] = set()
     for post in posts:
@@ -75,7 +78,7 @@ def plan_calendar(event, posts, rows, frozen: dict[str, list[dict] | None], now:
         for channel in content.channels:
             wanted.add((channel, content.key))
             row = by_key.get((channel, content.key))
-            action, why = _decide(event, content, channel, row, frozen.get(content.key), now, window)
+            action, why = _decide(event, content, channel, row, frozen.get(content.key), now, window, live_url)
             if action in ("publish", "schedule", "update", "approval"):
                 getattr(plan, action).append(item(content, channel))
             plan.report.append({"post": content.label, "channel": channel, "publish_at": content.publish_at.isoformat(),
@@ -93,7 +96,7 @@ def plan_calendar(event, posts, rows, frozen: dict[str, list[dict] | None], now:
 
 
 def _decide(event, content: PostContent, channel: str, row, frozen, now: datetime,
-            window: timedelta) -> tuple[str, str]:
+            window: timedelta, live_url: str | None = None) -> tuple[str, str]:
     if row is not None and row.status == CANCELLED:
         return "done", "withdrawn earlier: a withdrawn id is never reused — give the post a new id"
     if row is not None and row.status == EXPIRED:
@@ -101,7 +104,7 @@ def _decide(event, content: PostContent, channel: str, row, frozen, now: datetim
     if row is not None and row.status == PUBLISHED:
         if not content.media.empty and frozen is None:
             return "done", "published; its media record is missing, so edits cannot be compared"
-        payload = publication(event, content, channel, frozen or []).payload_hash()
+        payload = publication(event, content, channel, frozen or [], live_url=live_url).payload_hash()
         if payload == row.payload_hash:
             return "done", "published, unchanged"
         return "update", "published, changed in the calendar"

@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from bridgecast.channels.base import PolicyBlocked
 from bridgecast.ledger import CANCELLED, PUBLISHED, Ledger, cancel_once, publish_once
-from bridgecast.posts.content import PostContent, local_text, parse_utc, publication
+from bridgecast.posts.content import LIVE_LINK, PostContent, live_video_url, local_text, parse_utc, publication
 from bridgecast.posts.media import artefact_key
 from bridgecast.posts.planner import EXPIRED
 from bridgecast.storage import Storage
@@ -108,9 +108,27 @@ class NotAfter:
         return self._channel.publish(pub)
 
 
+LIVE_WAIT_S = 60.0  # the live video is created at live setup, well before T0: a short wait covers a slow launch
+
+
+def _live_url(ledger: Ledger, event, content: PostContent, wait_s: float = LIVE_WAIT_S) -> str | None:
+    """For a `link: live` post, the live video's permalink from the ledger; nothing is sent without it (the task
+    fails, says why and is retried)."""
+    if content.link != LIVE_LINK:
+        return None
+    deadline = time.monotonic() + wait_s
+    while (url := live_video_url(ledger.rows(event.id))) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"«{content.label}» links the launch's live video (link: live), which does not exist "
+                               f"in the ledger for {event.id} yet — bridgecast_launch creates it at live setup; "
+                               "nothing was posted, the task is retried")
+        time.sleep(2)
+    return url
+
+
 def publish_content(event, content: PostContent, channel_name: str, media: list[dict], paths: dict[str, str], *,
                     ledger: Ledger, channel, storage: Storage, run_id: str | None = None) -> dict:
-    pub = publication(event, content, channel_name, media, paths)
+    pub = publication(event, content, channel_name, media, paths, live_url=_live_url(ledger, event, content))
     save_snapshot(storage, event.id, content, media)
     if content.late_limit is not None:
         channel = NotAfter(channel, content.publish_at + content.late_limit)
