@@ -146,11 +146,12 @@ class AirflowAPI:
     def task_error(self, dag_id: str, run_id: str, task_id: str, *, map_index: int = -1) -> str | None:
         """Why a task failed, in one line, from its last try's log (the error and the exception's type and
         message, as the task log holds them — masked by Airflow); None when its log says nothing."""
-        ti = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}",
-                          params={"map_index": map_index} if map_index >= 0 else None)
-        page = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/"
-                                   f"{ti.get('try_number') or 1}", params={"full_content": True},
-                            accept="application/json")
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+        ti = self.request("GET", f"{path}/{map_index}" if map_index >= 0 else path)
+        if not ti.get("try_number"):
+            return None  # never ran (upstream failed, skipped): no log to read
+        page = self.request("GET", f"{path}/logs/{ti['try_number']}", accept="application/json",
+                            params={"full_content": True, **({"map_index": map_index} if map_index >= 0 else {})})
         events = [e for e in (page or {}).get("content", []) if isinstance(e, dict)]
         errors = [e for e in events if str(e.get("level", "")).lower() in ("error", "critical")]
         if not errors:
