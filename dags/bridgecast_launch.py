@@ -6,6 +6,9 @@ T0    go live, exactly: the go-live call's time is recorded; points are marked l
 T+end end the live; per point a highlight; the recap; galleries; portal article, fanpage post and press kit, each
       published exactly once through the ledger; a summary of the morning.
 
+Staff steer the morning from the board (go live now, postpone T0, switch the program point, end early:
+`bridgecast.steering`): the stage waits and the event-long tasks read what is in force; the plan is never rewritten.
+
 A rehearsal runs this DAG on its own event (`conf.event_key`: an event YAML in S3; `conf.event_file`: a path). One
 point failing never fails the others; any task can be cleared and rerun from the UI. Each task's code is the
 function of the same name in `bridgecast.launch.<stage>`.
@@ -15,7 +18,6 @@ from __future__ import annotations
 import importlib
 
 import pendulum
-from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 from airflow.sdk import dag, task
 # Not airflow.sdk's EventsTimetable: in Airflow 3.3.2 its encoder leaves out `_summary`, which the scheduler's
 # decoder requires, so the dag-processor fails with "Failed to serialize DAG" (tests/dags checks the round trip).
@@ -23,6 +25,7 @@ from airflow.timetables.events import EventsTimetable
 
 from bridgecast.alerts.mail import TaskFailedNotifier
 from bridgecast.event import default_event_path, load_event
+from bridgecast.stage_waits import StageWait
 
 EVENT = load_event(default_event_path())
 PREFLIGHT_AT = pendulum.instance(EVENT.start).subtract(minutes=EVENT.stages.preflight_before_min)
@@ -33,10 +36,10 @@ def launch(stage: str):
     return importlib.import_module(f"bridgecast.launch.{stage}")
 
 
-def wait_until(task_id: str, plan_field: str, **options) -> DateTimeSensorAsync:
-    """A deferrable wait for a stage time of the run's plan (so it runs after plan_launch, whose XCom it reads)."""
-    return DateTimeSensorAsync(task_id=task_id, **options,
-                               target_time="{{ ti.xcom_pull(task_ids='plan_launch')['" + plan_field + "'] }}")
+def wait_until(task_id: str, **options) -> StageWait:
+    """A deferred wait for a stage time of the run's plan as staff have steered it (after plan_launch, whose XCom
+    it reads); the board's go-live-now and end-early clear these waits by their ids."""
+    return StageWait(task_id=task_id, **options)
 
 
 @dag(
@@ -67,7 +70,7 @@ def bridgecast_launch():
         return launch("preflight").report_preflight(plan, points, channels)
 
     points, channels = point_list(plan), check_channels(plan)
-    plan >> wait_until("wait_for_preflight", "preflight_at") >> [points, channels]
+    plan >> wait_until("wait_for_preflight") >> [points, channels]
     preflight = report_preflight(plan, check_stream.partial(plan=plan).expand(point=points), channels)
 
     # --- T-30: live setup (all_done from here on: each stage starts at its time whatever failed before) -----------
@@ -80,14 +83,14 @@ def bridgecast_launch():
         return launch("live").relay_program_feed(plan, live)
 
     live = create_live_video(plan)
-    [plan, preflight] >> wait_until("wait_for_live_setup", "live_setup_at", trigger_rule="all_done") >> live
+    [plan, preflight] >> wait_until("wait_for_live_setup", trigger_rule="all_done") >> live
     relay = relay_program_feed(plan, live)
 
     # --- T-5: the second go/no-go (each point as the ingest sees it now; the launch DAG armed) ------------------
     @task(trigger_rule="all_done")
     def final_check(plan: dict) -> dict:
         return launch("preflight").final_check(plan)
-    [plan, live] >> wait_until("wait_for_final_check", "final_check_at", trigger_rule="all_done") >> \
+    [plan, live] >> wait_until("wait_for_final_check", trigger_rule="all_done") >> \
         final_check(plan)
 
     # --- T0: the wait wakes 20 s early, go_live sleeps the rest precisely; the points go live even without a live
@@ -98,7 +101,7 @@ def bridgecast_launch():
     def monitor_points(plan: dict) -> dict:
         return launch("monitor").monitor_points(plan)
 
-    wait_t0 = wait_until("wait_for_t0", "golive_wake_at", trigger_rule="all_done")
+    wait_t0 = wait_until("wait_for_t0", trigger_rule="all_done")
     went_live, monitoring = go_live(plan, live), monitor_points(plan)
     [plan, live] >> wait_t0 >> [went_live, monitoring]
 
@@ -131,7 +134,7 @@ def bridgecast_launch():
     def write_summary(plan: dict, preflight: dict, went_live: dict, monitor: dict, recap: dict, galleries: dict):
         return launch("summary").write_summary(plan, preflight, went_live, monitor, recap, galleries)
 
-    wait_end = wait_until("wait_for_end", "end_at", trigger_rule="all_done")
+    wait_end = wait_until("wait_for_end", trigger_rule="all_done")
     [plan, wait_t0] >> wait_end
     [wait_end, monitoring, relay, went_live] >> end_live_video(plan, live)  # never end a live go-live still uses
     highlights = build_highlight.partial(plan=plan).expand(point=points)

@@ -94,6 +94,12 @@ class AirflowAPI:
                     raise
             time.sleep(2)
 
+    def reparse(self, dag_id: str) -> None:
+        """Ask the dag-processor to parse `dag_id`'s file now (Airflow's "Reparse" button): after its event file
+        changed, say, since the file itself did not."""
+        token = self.request("GET", f"/api/v2/dags/{dag_id}/details")["file_token"]
+        self.request("PUT", f"/api/v2/parseDagFile/{token}", ok=(200, 201, 204))
+
     def import_errors(self) -> list[dict]:
         return self.request("GET", "/api/v2/importErrors")["import_errors"]
 

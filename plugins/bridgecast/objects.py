@@ -63,7 +63,11 @@ def steering_key(event_id: str) -> str:
 
 
 def steering_log_key(event_id: str, stamp: str) -> str:
-    return launch_key(event_id, f"steering-log/{stamp}.json")
+    return steering_log_prefix(event_id) + f"{stamp}.json"
+
+
+def steering_log_prefix(event_id: str) -> str:
+    return launch_key(event_id, "steering-log/")
 
 
 def post_key(event_id: str, pub_key: str, name: str) -> str:

@@ -9,6 +9,7 @@
     /bridgecast/calendar/                   the staff's calendar of posts: week and month views (`board.calendar`)
     /bridgecast/calendar/static/<file>      its script, style and icon
     /bridgecast/api/calendar?from=&to=      every post of those days, per channel with its state (YYYY-MM-DD)
+    /bridgecast/api/steering, /api/steer    what staff decided for the launch, and deciding (`board.steer`)
 
 Every route sits behind Airflow's own authentication and authorization: the api-server's JWT (the `_token` cookie
 the UI holds, or an `Authorization: Bearer` header) must belong to a user who may read the runs of
@@ -194,6 +195,9 @@ def create_app(board: Board | None = None, *, access=None, thumbnailer: bool = T
 
     if agenda is not None:
         _calendar_routes(app, board, agenda)
+    from bridgecast.board.steer import steering_routes
+
+    steering_routes(app, board, event_of=_event, session_dependency=_session_dependency(), require_steer=access)
     return app
 
 
@@ -266,6 +270,7 @@ def gather(board: Board, session, *, event_id: str | None = None, run_id: str | 
                              ("ledger", "publications", lambda: sources.publications(event.id)),
                              ("storage", "incidents", lambda: sources.incidents(event.id)),
                              ("storage", "relay", lambda: sources.relay(event.id)),
+                             ("storage", "steering", lambda: sources.steering(event.id)),
                              ("storage", "report", lambda: sources.report(event.id))):
         try:
             setattr(facts, attr, read())

@@ -50,8 +50,17 @@ class Facts:
     publications: list[dict] | None = None
     incidents: list[dict] | None = None  # bridgecast.alerts records: what staff were mailed
     relay: dict | None = None  # the fanpage relay's health (relay.json)
+    steering: object | None = None  # bridgecast.steering.Steering: what staff decided (None: nothing, or unread)
     report: dict | None = None  # {"latest", "numbers"} of the results report (both None: none yet); None = unread
     errors: dict[str, str] = field(default_factory=dict)  # source → what went wrong
+
+    @property
+    def t0(self) -> datetime:  # as in force (steered from the board)
+        return _in_force(self)[0]
+
+    @property
+    def end(self) -> datetime:
+        return _in_force(self)[1]
 
 
 def assemble(facts: Facts, thumbnail_url=lambda stream, at: f"thumbnails/{stream}.jpg?v={at:%Y%m%dT%H%M%S}") -> dict:
@@ -60,14 +69,17 @@ def assemble(facts: Facts, thumbnail_url=lambda stream, at: f"thumbnails/{stream
     preflight = _preflight_by_point(facts.preflight)
     photos = _photos_by_point(facts.manifests)
     rows = [_row(p, facts, clock, preflight, photos, thumbnail_url) for p in _ordered(event)]
+    t0, end, program = _in_force(facts)
     return {
         "event": {"id": event.id, "title": event.title, "short_title": event.short_title,
-                  "t0": event.start.isoformat(), "t0_local": clock.full(event.start), "end": event.end.isoformat(),
-                  "end_local": clock.full(event.end), "timezone": event.timezone,
-                  "rehearsal": event.id.startswith("rehearsal-")},
+                  "t0": t0.isoformat(), "t0_local": clock.full(t0), "end": end.isoformat(),
+                  "end_local": clock.full(end), "timezone": event.timezone,
+                  "planned_t0_local": clock.full(event.start), "steered": bool(facts.steering and
+                                                                               facts.steering.revision),
+                  "program_point": program, "rehearsal": event.id.startswith("rehearsal-")},
         "run": facts.run,
         "now": now.isoformat(),
-        "phase": "before" if now < event.start else ("live" if now < event.end else "ended"),
+        "phase": "before" if now < t0 else ("live" if now < end else "ended"),
         "counters": _counters(event, rows, facts),
         "alerts": _alerts(facts, rows, clock),
         "points": rows,
@@ -78,6 +90,15 @@ def assemble(facts: Facts, thumbnail_url=lambda stream, at: f"thumbnails/{stream
         "sources": {name: "ok" if name not in facts.errors else facts.errors[name]
                     for name in ("gateway", "stat", "storage", "ledger", "airflow")},
     }
+
+
+def _in_force(facts: Facts) -> tuple[datetime, datetime, str]:
+    """T0, the end and the program point as staff have steered them (the event's own without a decision)."""
+    from bridgecast.steering import Steering, Times, in_force
+
+    event = facts.event
+    now = in_force(Times(event.start, event.end, event.program_point), facts.steering or Steering())
+    return now.t0, now.end_at, now.program_point
 
 
 class _Clock:
@@ -154,8 +175,8 @@ def _live(point: Point, facts: Facts, clock: _Clock) -> dict:
                                                 f"{sessions - 1} lần)", sessions=sessions, **times)
         return _state("live", clock, detail=f"từ {clock.time(since)}", sessions=sessions, **times)
     if first is None:
-        return _state("waiting" if facts.now < facts.event.start else "missing")
-    if done and done >= facts.event.end - END_GRACE:
+        return _state("waiting" if facts.now < facts.t0 else "missing")
+    if done and done >= facts.end - END_GRACE:
         return _state("ended", clock, detail=f"dừng lúc {clock.time(done)}", sessions=sessions, **times)
     return _state("dropped", clock, detail=f"từ {clock.time(done)}" if done else "", sessions=sessions, **times)
 
@@ -282,7 +303,7 @@ def _alerts(facts: Facts, rows: list[dict], clock: _Clock) -> list[dict]:
 
     for name, problem in facts.errors.items():
         add("error", f"Không đọc được {SOURCE_LABELS.get(name, name)}: {problem}")
-    if facts.dag_paused and facts.now < facts.event.end:
+    if facts.dag_paused and facts.now < facts.end:
         add("error", "DAG bridgecast_launch đang TẠM DỪNG: đến giờ sẽ không có gì chạy. Bật DAG (unpause) trong "
                      "Airflow trước giờ G.")
     for name, check in ((facts.preflight or {}).get("channels") or {}).items():
@@ -294,7 +315,7 @@ def _alerts(facts: Facts, rows: list[dict], clock: _Clock) -> list[dict]:
         if r["preflight"]["verdict"] == "no-go":
             add("error", f"{name}: không đạt kiểm tra trước giờ G ({r['preflight']['detail']})", point=r["id"])
         if live["state"] == "dropped":
-            add("error" if facts.now >= facts.event.start else "warning",
+            add("error" if facts.now >= facts.t0 else "warning",
                 f"{name} mất tín hiệu lúc {clock.time(_at(live['last_done_at']))}", _at(live["last_done_at"]), r["id"])
         elif live["state"] == "back":
             add("info", f"{name} đã vào lại lúc {clock.time(_at(live['since']))}", _at(live["since"]), r["id"])
@@ -317,7 +338,7 @@ def _alerts(facts: Facts, rows: list[dict], clock: _Clock) -> list[dict]:
         add(incident.get("level", "error"), f"✉ {incident.get('subject')}", _at(incident.get("at")),
             incident.get("point"))
     relay = facts.relay or {}
-    if relay.get("showing") == "slate" and facts.now < facts.event.end:
+    if relay.get("showing") == "slate" and facts.now < facts.end:
         add("error", "Fanpage đang phát MÀN HÌNH CHỜ: mất tín hiệu chương trình", _at(relay.get("updated_at")))
     undated = [a for a in alerts if not a["at"]]
     dated = sorted((a for a in alerts if a["at"]), key=lambda a: a["at"], reverse=True)

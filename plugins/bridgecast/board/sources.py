@@ -162,6 +162,18 @@ class Sources:
 
         return self.cache.get(("incidents", event_id), STORAGE_TTL_S, load)
 
+    def steering(self, event_id: str):
+        """What staff decided from the board (`bridgecast.steering`): the T0, end and program point in force."""
+        def load():
+            from bridgecast import steering
+
+            try:
+                return steering.load(self.storage, event_id)
+            except Exception as exc:  # noqa: BLE001
+                raise SourceError(f"S3 steering of {event_id}: {type(exc).__name__}: {_short(exc)}") from None
+
+        return self.cache.get(("steering", event_id), LIVE_TTL_S, load)
+
     def relay(self, event_id: str) -> dict | None:
         """The fanpage relay's health (`relay.json`, written every 5 s by relay_program_feed)."""
         def load():

@@ -9,9 +9,8 @@ from datetime import datetime, timedelta, timezone
 from bridgecast.channels.base import Channel, HealthReport, Publication, RejectedInput, RemoteRef
 from bridgecast.launch import publications as defs
 from bridgecast.launch.observe import IngestObserver, StreamStat
-from bridgecast.launch.plan import LaunchPlan, save_artifact
+from bridgecast.launch.plan import LaunchPlan, save_artifact, sleep_until_t0
 from bridgecast.launch.publishing import channel, publish
-from bridgecast.timing import sleep_until
 
 log = logging.getLogger(__name__)
 
@@ -70,20 +69,30 @@ def relay_program_feed(plan_xcom: dict, live: dict) -> dict:
     from bridgecast.connections import get_connection
     from bridgecast.launch.program import ProgramSwitch, render_slate
 
-    plan = LaunchPlan.from_xcom(plan_xcom)
+    plan = LaunchPlan.from_xcom(plan_xcom).in_force()
     event = plan.load_event()
     observer = IngestObserver.from_connection()
-    source = f"{get_connection('bridgecast_ingest').extra['rtmp_url']}/{plan.program_point}"
+    rtmp_base = get_connection('bridgecast_ingest').extra['rtmp_url']
+    source = f"{rtmp_base}/{plan.program_point}"
     transcode = needs_transcode(observer.streams().get(plan.program_point))
     fanpage = channel(event, defs.LIVE_VIDEO.channel)
     target = fanpage.live_stream_url(live["live_video_id"])  # a secret (it carries the stream key): never logged
     with tempfile.TemporaryDirectory(prefix="bridgecast-slate-") as tmp:
         slate = render_slate(Path(tmp) / "slate.mp4", event.short_title)
-        switch = ProgramSwitch(source, target, slate, transcode=transcode,
+        switch = ProgramSwitch(source, target, slate, transcode=transcode, point=plan.program_point,
                                on_switch=lambda what, at: _tell_switch(plan, what, at, switch))
-        last_save = 0.0
+        last_save = last_steer = 0.0
         try:
             while _now() < plan.end_at:
+                if time.monotonic() - last_steer >= STEER_EVERY_S:  # the end and the program point, as in force
+                    last_steer, program_was = time.monotonic(), plan.program_point
+                    plan = plan.refreshed()
+                    if plan.program_point != program_was:
+                        log.warning("program point switched from the board: %s → %s", program_was,
+                                    plan.program_point)
+                        switch.set_source(f"{rtmp_base}/{plan.program_point}",
+                                          transcode=needs_transcode(observer.streams().get(plan.program_point)),
+                                          point=plan.program_point)
                 switch.poll(_program_publishing(observer, plan))
                 if time.monotonic() - last_save >= 5:
                     last_save = time.monotonic()
@@ -93,6 +102,9 @@ def relay_program_feed(plan_xcom: dict, live: dict) -> dict:
             health = switch.stop()
             _save_relay_health(plan, switch)
     return {"transcode": transcode, "health": health, "switches": switch.switches}
+
+
+STEER_EVERY_S = 2.0
 
 
 def _program_publishing(observer: IngestObserver, plan: LaunchPlan) -> bool:
@@ -105,7 +117,8 @@ def _program_publishing(observer: IngestObserver, plan: LaunchPlan) -> bool:
 
 def _save_relay_health(plan: LaunchPlan, switch) -> None:
     try:
-        save_artifact(plan, "relay.json", {"updated_at": _now().isoformat(), **switch.health(),
+        save_artifact(plan, "relay.json", {"updated_at": _now().isoformat(), "program_point": plan.program_point,
+                                           **switch.health(),
                                            "switch_log": switch.switches})
     except Exception:
         log.exception("could not store the relay's health")
@@ -130,7 +143,7 @@ def go_live(plan_xcom: dict, live: dict) -> dict:
     program's frames arriving (`on_air_after_t0_s`, the figure the rehearsal reports); alert if it is not."""
     plan = LaunchPlan.from_xcom(plan_xcom)
     fanpage = channel(plan.load_event(), defs.LIVE_VIDEO.channel)
-    woke_late = sleep_until(plan.t0)
+    plan, woke_late = sleep_until_t0(plan)  # T0 as in force: postponed or brought forward from the board
     called_at = _now()
     status = fanpage.go_live(live["live_video_id"])
     result = go_live_record(plan.t0, called_at, woke_late, status)

@@ -11,8 +11,7 @@ import time
 from datetime import datetime, timezone
 
 from bridgecast.launch.observe import IngestObserver
-from bridgecast.launch.plan import LaunchPlan, save_artifact
-from bridgecast.timing import sleep_until
+from bridgecast.launch.plan import LaunchPlan, save_artifact, sleep_until_t0
 
 log = logging.getLogger(__name__)
 
@@ -28,18 +27,21 @@ def monitor_points(plan_xcom: dict) -> dict:
     """The `monitor_points` task: from T0 to the end; per point what was seen (the event log stays in S3)."""
     plan = LaunchPlan.from_xcom(plan_xcom)
     drop_alert_s = plan.load_event().stages.drop_alert_after_s
-    sleep_until(plan.t0)
+    plan, _ = sleep_until_t0(plan)  # T0 as in force (postponed or brought forward from the board)
     final = watch(plan, IngestObserver.from_connection(), lambda state: save_artifact(plan, "monitor.json", state),
                   on_long_drop=lambda pid, point, silent_s: _tell_drop(plan, pid, point, silent_s),
-                  drop_alert_s=drop_alert_s)
+                  drop_alert_s=drop_alert_s, refresh=LaunchPlan.refreshed)
     return {pid: {k: v for k, v in p.items() if k != "events"} for pid, p in final["points"].items()}
 
 
 def watch(plan: LaunchPlan, observer: IngestObserver, save, *, poll_s: float = 1.0, save_every_s: float = 10.0,
-          stat_every_s: float = 5.0, on_long_drop=None, drop_alert_s: float = 30.0) -> dict:
+          stat_every_s: float = 5.0, on_long_drop=None, drop_alert_s: float = 30.0, refresh=None,
+          refresh_every_s: float = 2.0) -> dict:
     """Poll until the end of the event. `save(state)` persists the state (S3 in the DAG); `on_long_drop(point_id,
-    point, silent_s)` is called once per drop that lasts `drop_alert_s`."""
+    point, silent_s)` is called once per drop that lasts `drop_alert_s`; `refresh(plan)` returns the plan in
+    force (the end may be moved from the board)."""
     t0, end = plan.t0, plan.end_at
+    last_refresh = time.monotonic()
     names = {p.id: p.name for p in plan.points}
     state = {pid: {"name": names[pid], "live_detected_at": None, "live_detected_after_t0_s": None,
                    "publishing": False, "drops": 0, "sessions": 0, "bitrate_kbps": None, "events": [],
@@ -47,6 +49,9 @@ def watch(plan: LaunchPlan, observer: IngestObserver, save, *, poll_s: float = 1
              for pid in names}
     last_save = last_stat = 0.0
     while True:
+        if refresh and time.monotonic() - last_refresh >= refresh_every_s:
+            last_refresh, plan = time.monotonic(), refresh(plan)
+            end = plan.end_at
         now = _now()
         try:
             live = observer.live(plan.event_id)

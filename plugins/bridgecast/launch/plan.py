@@ -6,12 +6,16 @@ Tasks receive it as a small XCom dict (`LaunchPlan.to_xcom`) and work on the typ
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+import logging
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
 
 from bridgecast.event import Event
 from bridgecast.objects import launch_key
-from bridgecast.timing import at
+from bridgecast.timing import at, sleep_until
+
+log = logging.getLogger(__name__)
 
 # The deferrable wait for go-live wakes this early; the last seconds are slept precisely inside the task,
 # because a deferred task resumes on a worker only after the triggerer and scheduler have done their rounds.
@@ -90,6 +94,29 @@ class LaunchPlan:
         """Where this run keeps an artefact (preflight table, recap, summary…): `{event}/_launch/{name}`."""
         return launch_key(self.event_id, name)
 
+    def steered(self, steering) -> "LaunchPlan":
+        """This plan with staff's decisions applied (`bridgecast.steering`): the stages move with T0, the end as
+        decided, the program point as switched."""
+        from bridgecast.steering import stage_times
+
+        times = stage_times({name: getattr(self, name) for name in _TIMES}, steering)
+        return replace(self, **times, program_point=steering.program_point or self.program_point)
+
+    def in_force(self) -> "LaunchPlan":
+        """The plan as staff have steered it so far (read from S3 now; the XCom plan is never rewritten)."""
+        from bridgecast import steering
+        from bridgecast.storage import Storage
+
+        return self.steered(steering.load(Storage.from_connection(), self.event_id))
+
+    def refreshed(self) -> "LaunchPlan":
+        """`in_force()` for the event-long loops: S3 away for a moment keeps the plan they have."""
+        try:
+            return self.in_force()
+        except Exception as exc:  # noqa: BLE001 - any storage error: the next poll tries again
+            log.warning("could not read the steering record (%s); keeping the plan in force", exc)
+            return self
+
     def load_event(self) -> Event:
         """The run's event, from its copy in S3 (the same on every worker)."""
         from bridgecast.run_event import load_run_event
@@ -108,6 +135,20 @@ def plan_launch(conf: dict | None) -> dict:
 
     event, event_yaml = event_for_run(conf)
     return LaunchPlan.for_event(event, save_run_event(event, event_yaml)).to_xcom()
+
+
+STEERING_POLL_S = 1.0
+
+
+def sleep_until_t0(plan: LaunchPlan, poll_s: float = STEERING_POLL_S) -> tuple[LaunchPlan, float]:
+    """Sleep to T0 as it is in force when it comes: staff may postpone it or bring it forward meanwhile, so the
+    record is re-read every `poll_s` and the last second is slept precisely. Returns the plan in force at T0
+    and how late we woke (seconds)."""
+    plan = plan.in_force()
+    while (plan.t0 - datetime.now(timezone.utc)).total_seconds() > poll_s * 1.5:
+        time.sleep(poll_s)
+        plan = plan.in_force()
+    return plan, sleep_until(plan.t0)
 
 
 def save_artifact(plan: LaunchPlan, name: str, data) -> str:

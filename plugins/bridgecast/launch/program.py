@@ -34,8 +34,8 @@ class ProgramSwitch:
     """Feeds `target` from the program relay or the slate; `poll(publishing)` decides, `stop()` ends both."""
 
     def __init__(self, source_url: str, target_url: str, slate_path: Path, *, transcode: bool, on_switch=None,
-                 clock=time.monotonic):
-        self.source_url, self.target_url, self.slate_path = source_url, target_url, slate_path
+                 clock=time.monotonic, point: str = ""):
+        self.source_url, self.target_url, self.slate_path, self.point = source_url, target_url, slate_path, point
         self.transcode, self.on_switch, self.clock = transcode, on_switch or (lambda what, at: None), clock
         self.showing: str | None = None  # "program" | "slate"
         self.sender = None
@@ -53,9 +53,9 @@ class ProgramSwitch:
         self.sender.start()
         at = datetime.now(timezone.utc)
         previous, self.showing = self.showing, what
-        self.switches.append({"to": what, "at": at.isoformat()})
+        self.switches.append({"to": what, "at": at.isoformat(), **({"point": self.point} if what == "program" else {})})
         log.warning("the live now carries the %s", "PROGRAM feed" if what == "program" else "fallback SLATE")
-        if previous is not None or what == "slate":
+        if previous != what and (previous is not None or what == "slate"):  # not a change of program point
             self.on_switch(what, at)
 
     def poll(self, program_publishing: bool) -> None:
@@ -67,6 +67,14 @@ class ProgramSwitch:
             self._start(wanted)
         elif wanted != self.showing and now - self._seen_since[1] >= SWITCH_AFTER_S:
             self._start(wanted)
+
+    def set_source(self, source_url: str, *, transcode: bool, point: str = "") -> None:
+        """Another program point (switched from the board): a live showing the program changes sender now; one
+        showing the slate takes the new point when it publishes."""
+        self.source_url, self.transcode, self.point = source_url, transcode, point
+        self._seen_since = None
+        if self.showing == "program":
+            self._start("program")
 
     def health(self) -> dict:
         health = dataclasses.asdict(self.sender.health()) if self.sender else {}

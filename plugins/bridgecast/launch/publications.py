@@ -6,6 +6,7 @@ definitions, so editing a title or adding a publication cannot silently break th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable
 
 from bridgecast.channels.base import MediaFile, Publication
@@ -86,11 +87,12 @@ def live_description(event: Event) -> str:
 
 
 def story(event: Event, *, points_live: list[str], teams_with_photos: list[str], photos_processed: int,
-          recap_points: int = 0) -> str:
+          recap_points: int = 0, started_at: datetime | None = None) -> str:
     """The news story of the morning (portal article, recap video description, press kit). Every figure is what
-    happened: `points_live` the ids of the points the monitor saw live, `teams_with_photos` the teams that sent a
-    usable photo, `photos_processed` their photos — never the plan's counts."""
-    start = event.start_local
+    happened: `started_at` when it went live (T0 as steered; the event's start by default), `points_live` the
+    ids of the points the monitor saw live, `teams_with_photos` the teams that sent a usable photo,
+    `photos_processed` their photos — never the plan's counts."""
+    start = (started_at or event.start).astimezone(event.tz)
     paras = [f"Sáng {start.strftime('%d/%m/%Y')}, lúc {start.strftime('%H:%M')}, {event.title} đã được phát động "
              f"{_where_live(event, points_live)}"
              + (f"; {recap_points} điểm cầu có hình ảnh trong video tổng hợp." if recap_points else "."),

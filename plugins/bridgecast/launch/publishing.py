@@ -65,7 +65,7 @@ def publish_portal_article(plan_xcom: dict, recap: dict | None, galleries: dict 
         video = _recap_file(storage, recap, Path(tmp), caption=defs.recap_caption(event)) if recap else None
         team_videos = _team_videos(storage, (galleries or {}).get("video_selection", []), Path(tmp),
                                    defs.PORTAL_ARTICLE.max_videos)
-        pub = defs.portal_article(event, _story(event, recap, galleries), photos, video, team_videos)
+        pub = defs.portal_article(event, _story(plan, event, recap, galleries), photos, video, team_videos)
         return publish(channel(event, defs.PORTAL_ARTICLE.channel), pub)
 
 
@@ -79,7 +79,7 @@ def publish_fanpage_post(plan_xcom: dict, recap: dict | None, galleries: dict | 
         if photos:
             made.append(publish(channel(event, defs.FANPAGE_PHOTOS.channel), defs.photos_post(event, photos)))
         if recap:
-            pub = defs.recap_video(event, _story(event, recap, galleries), _recap_file(storage, recap, Path(tmp)))
+            pub = defs.recap_video(event, _story(plan, event, recap, galleries), _recap_file(storage, recap, Path(tmp)))
             made.append(publish(channel(event, defs.RECAP_VIDEO.channel), pub))
     return made
 
@@ -108,7 +108,7 @@ def send_press_kit(plan_xcom: dict, recap: dict | None, galleries: dict | None, 
             if recap and recap.get(name):
                 path = storage.download_file(recap[name], Path(tmp) / Path(recap[name]).name)
                 attached.append(MediaFile.from_path(path, "image/jpeg", caption))
-        pub = defs.press_kit(event, _story(event, recap, galleries), links, (article or {}).get("url"),
+        pub = defs.press_kit(event, _story(plan, event, recap, galleries), links, (article or {}).get("url"),
                              tuple(attached))
         return publish(channel(event, defs.PRESS_KIT.channel), pub)
 
@@ -131,14 +131,16 @@ def _is_video(media: dict) -> bool:
     return str(media.get("mime_type", "")).startswith("video/")
 
 
-def _story(event: Event, recap: dict | None, galleries: dict | None) -> str:
-    """The story from what happened: the points the monitor saw live (its state in S3), the teams whose photos
-    were processed, and their photos."""
+def _story(plan: LaunchPlan, event: Event, recap: dict | None, galleries: dict | None) -> str:
+    """The story from what happened: when it went live (T0 as in force: postponed or brought forward from the
+    board), the points the monitor saw live (its state in S3), the teams whose photos were processed, and their
+    photos."""
     teams = {t.id for t in event.teams}
     sent = {pid: p["processed"] for pid, p in (galleries or {}).get("points", {}).items()
             if pid in teams and p.get("processed")}
     return defs.story(event, points_live=points_seen_live(event.id), teams_with_photos=list(sent),
-                      photos_processed=sum(sent.values()), recap_points=(recap or {}).get("points", 0))
+                      photos_processed=sum(sent.values()), recap_points=(recap or {}).get("points", 0),
+                      started_at=plan.refreshed().t0)
 
 
 def points_seen_live(event_id: str) -> list[str]:

@@ -3,6 +3,8 @@ go-live figure; every publication in the ledger, and the expected ones (from `pu
 `summarize` and `summary_markdown` are pure; `write_summary` gathers the inputs and stores the result in S3."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from bridgecast.launch import publications as defs
 from bridgecast.launch.plan import LaunchPlan, save_artifact
 
@@ -23,14 +25,16 @@ def point_rows(plan: LaunchPlan, live: dict, monitor: dict, photo_counts: dict, 
 
 
 def summarize(plan: LaunchPlan, *, points: list[dict], ledger_rows: list, preflight: dict, went_live: dict,
-              recap: dict | None, galleries: dict) -> dict:
+              recap: dict | None, galleries: dict, steered: list[dict] = ()) -> dict:
     """The summary; `ledger_rows` are this event's `LedgerRow`s, checked against what the launch should publish."""
     publications = [{"channel": r.channel, "key": r.pub_key, "status": r.status, "url": r.url,
                      "remote_id": r.remote_id, "attempts": r.attempts} for r in ledger_rows]
     made = {(r.channel, r.pub_key) for r in ledger_rows if r.status == "published"}
     expected = defs.expected(photos=bool(galleries.get("selection")))
     return {
-        "event_id": plan.event_id, "title": plan.title, "t0": plan.t0.isoformat(),
+        "event_id": plan.event_id, "title": plan.title, "t0": plan.t0.isoformat(), "end": plan.end_at.isoformat(),
+        "program_point": plan.program_point,
+        "steering": [{k: e[k] for k in ("at", "by", "action", "said")} for e in steered],  # `at` in UTC
         "go_live_delta_s": went_live.get("delta_s"),
         # measured at the fanpage: when its live had the program's frames on air, against T0 (None: never)
         "program_on_air_after_t0_s": went_live.get("on_air_after_t0_s"),
@@ -64,6 +68,9 @@ def summary_markdown(s: dict) -> str:
         after = p["live_after_t0_s"] if p["live_after_t0_s"] is not None else "-"
         lines.append(f"| {p['name']} | {p['preflight']} | {after} | {p['drops']} | {p['segments']} | "
                      f"{p['photos_received']}/{p['photos_processed']}/{p['photos_quarantined']} |")
+    if s.get("steering"):
+        lines += ["", "Điều khiển từ bảng theo dõi:"]
+        lines += [f"- {e.get('at_local', e['at'])} · {e['by']}: {e['said']}" for e in s["steering"]]
     lines += ["", "| Kênh | Khoá | Trạng thái | Địa chỉ |", "|---|---|---|---|"]
     for pub in s["publications"]:
         lines.append(f"| {pub['channel']} | {pub['key']} | {pub['status']} | {pub['url'] or '-'} |")
@@ -76,12 +83,19 @@ def write_summary(plan_xcom: dict, preflight: dict | None, went_live: dict | Non
     from bridgecast.launch.observe import IngestObserver
     from bridgecast.ledger import Ledger
 
-    plan = LaunchPlan.from_xcom(plan_xcom)
+    from bridgecast import steering
+    from bridgecast.storage import Storage
+
+    plan = LaunchPlan.from_xcom(plan_xcom).in_force()  # the T0 and end that were, if steered from the board
     galleries, preflight = galleries or {}, preflight or {}
     points = point_rows(plan, IngestObserver.from_connection().live(plan.event_id), monitor or {},
                         galleries.get("points", {}), set(preflight.get("no_go", [])))
     summary = summarize(plan, points=points, ledger_rows=Ledger().rows(plan.event_id), preflight=preflight,
-                        went_live=went_live or {}, recap=recap, galleries=galleries)
+                        went_live=went_live or {}, recap=recap, galleries=galleries,
+                        steered=steering.audit_log(Storage.from_connection(), plan.event_id))
+    tz = plan.load_event().tz
+    for entry in summary["steering"]:
+        entry["at_local"] = steering.local_time(datetime.fromisoformat(entry["at"]), tz)
     text = summary_markdown(summary)
     print(text)
     summary["markdown_key"] = save_artifact(plan, "summary.md", text)

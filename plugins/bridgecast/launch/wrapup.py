@@ -118,15 +118,22 @@ def build_highlight(plan_xcom: dict, point: dict) -> dict | None:
     `media.montage.score_gops`) within the first `highlight.search_s` after `highlight.offset_s` from when it went
     live (never past the event's end), cut by stream copy from its recording segments in S3; plus a still of its
     first keyframe after T0 for the recap's mosaic. None when the point never went live."""
-    plan = LaunchPlan.from_xcom(plan_xcom)
+    plan = LaunchPlan.from_xcom(plan_xcom).in_force()  # T0 and the end as they were (steered from the board)
     event = plan.load_event()
-    seen = _finished_recording(IngestObserver.from_connection(), plan.event_id, point)
+
+    def window(seen: dict) -> tuple[datetime, datetime, float]:
+        """(went live, search start, search seconds): from T0 or later for a late point, never past the end."""
+        went_live = max(datetime.fromisoformat(seen["first_live_at"]), plan.t0)
+        start = went_live + timedelta(seconds=event.highlight.offset_s)
+        return went_live, start, max(event.highlight.length_s,
+                                     min(event.highlight.search_s, (plan.end_at - start).total_seconds()))
+
+    seen = _finished_recording(IngestObserver.from_connection(), plan.event_id, point,
+                               covered_until=lambda seen: (w := window(seen))[1] + timedelta(seconds=w[2]))
     if seen is None:
         return None
     first_live = datetime.fromisoformat(seen["first_live_at"])
-    went_live = max(first_live, event.start)  # T0, or later for a late point
-    start = went_live + timedelta(seconds=event.highlight.offset_s)
-    search_s = max(event.highlight.length_s, min(event.highlight.search_s, (event.end - start).total_seconds()))
+    went_live, start, search_s = window(seen)
     chosen = segments_covering(seen["segments"], start, start + timedelta(seconds=search_s))
     if not chosen:
         log.warning("%s: no recording covers %s", point["name"], start.isoformat())
@@ -137,19 +144,21 @@ def build_highlight(plan_xcom: dict, point: dict) -> dict | None:
     return {"point": point["id"], "name": point["name"], "display_name": point.get("display_name") or point["name"],
             **cut, "segments": len(seen["segments"]), "went_live": went_live.isoformat(),
             "moment_at": (start + timedelta(seconds=cut["moment_offset_s"])).isoformat(),
-            "live_at_t0": first_live <= event.start + timedelta(seconds=T0_GRACE_S)}
+            "live_at_t0": first_live <= plan.t0 + timedelta(seconds=T0_GRACE_S)}
 
 
-def _finished_recording(observer: IngestObserver, event_id: str, point: dict) -> dict | None:
-    """What the gateway saw of the point, once its last segment is stored ("finished") or after FINISH_WAIT_S;
-    None if it never went live. The last segment reaches S3 a little after the stream stops."""
+def _finished_recording(observer: IngestObserver, event_id: str, point: dict, covered_until) -> dict | None:
+    """What the gateway saw of the point, once the recording covers the highlight's window — its last segment
+    stored ("finished"), or a stored segment beginning after `covered_until(seen)` (segments are stored when they
+    close, so the one holding the window's end is in; a point still streaming after an early end) — or after
+    FINISH_WAIT_S; None if it never went live. The last segment reaches S3 a little after the stream stops."""
     deadline = time.monotonic() + FINISH_WAIT_S
     while True:
         seen = observer.live(event_id).get(point["id"])
         if seen is None or not seen.get("first_live_at"):
             log.warning("%s never went live: no highlight", point["name"])
             return None
-        if seen["finished"]:
+        if seen["finished"] or any(segment_start(s) >= covered_until(seen) for s in seen.get("segments", [])):
             return seen
         if time.monotonic() > deadline:
             log.warning("%s: recording not finished after %ss; using the segments stored so far", point["name"],

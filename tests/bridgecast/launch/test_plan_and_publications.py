@@ -40,12 +40,13 @@ def test_plan_stage_times_come_from_t0_and_the_event_stages():
     assert len(p.points) == 64 and len(p.teams) == 9 and {t.parent for t in p.teams} == {"vinh-phuc"}
 
 
-def test_every_plan_field_the_dag_templates_read_is_an_aware_iso_time_in_the_xcom():
-    templated = [f for f in ("preflight_at", "live_setup_at", "golive_wake_at", "end_at")
-                 if f"\"{f}\"" in DAG_FILE.read_text()]
-    assert len(templated) == 4  # the DAG's stage sensors read exactly these
+def test_every_stage_the_dag_waits_for_is_an_aware_iso_time_in_the_xcom():
+    from bridgecast.steering import STAGE_WAITS
+
+    dag_file = DAG_FILE.read_text()
+    assert all(f'wait_until("{task_id}"' in dag_file for task_id in STAGE_WAITS)  # the DAG's waits are these
     xcom = plan().to_xcom()
-    for field in templated:
+    for field in STAGE_WAITS.values():
         assert getattr(LaunchPlan.from_xcom(xcom), field).isoformat() == xcom[field]
         assert xcom[field].endswith("+00:00")
 

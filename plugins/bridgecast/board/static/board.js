@@ -136,7 +136,8 @@ function updateHeader(data) {
   text($("event-title"), (e.rehearsal && !e.short_title.includes("Diễn tập") ? "Diễn tập — " : "") + e.short_title);
   document.title = `Bảng điều khiển — ${e.short_title}`;
   const run = data.run ? ` · lượt chạy ${data.run.run_id} (${data.run.state})` : " · chưa có lượt chạy";
-  text($("event-meta"), `Giờ G: ${e.t0_local} · kết thúc ${e.end_local}${run}`);
+  const moved = e.steered && e.planned_t0_local !== e.t0_local ? ` (dự kiến ${e.planned_t0_local})` : "";
+  text($("event-meta"), `Giờ G: ${e.t0_local}${moved} · kết thúc ${e.end_local}${run}`);
   state.t0 = Date.parse(e.t0); state.end = Date.parse(e.end);
   state.offsetMs = Date.parse(data.now) - Date.now();
   const c = data.counters;
@@ -307,7 +308,81 @@ async function refresh() {
   }
 }
 
+// --- steering: go live now, postpone T0, switch the program point, end early (recorded with who) -----------------
+const STEER_REFRESH_MS = 12000;
+const steerApi = new URL("../api/steering", location.href);
+if (params.get("event")) steerApi.searchParams.set("event", params.get("event"));
+
+function localTime(iso, tz) {
+  return new Date(iso).toLocaleTimeString("vi-VN", { timeZone: tz || "Asia/Ho_Chi_Minh", hour12: false });
+}
+
+function renderSteering(s) {
+  state.steerEvent = s.event_id;
+  const f = s.in_force;
+  text($("steer-state"), `Đang áp dụng: giờ G ${localTime(f.t0)}, kết thúc ${localTime(f.end)}, tín hiệu chương ` +
+       `trình từ ${f.program_name}` + (s.revision ? ` · ${s.revision} lệnh đã ra` : " · chưa có lệnh nào"));
+  const select = $("steer-point");
+  if (select.options.length !== s.points.length) {
+    select.replaceChildren(...s.points.map((p) => new Option(p.name, p.id)));
+  }
+  if (document.activeElement !== select) select.value = f.program_point;
+  const items = s.log.slice().reverse().map((e) => {
+    const li = document.createElement("li");
+    li.textContent = `${localTime(e.at)} · ${e.by}: ${e.said}`;
+    return li;
+  });
+  $("steer-log").replaceChildren(...items);
+}
+
+async function loadSteering() {
+  try {
+    const response = await fetch(steerApi, { credentials: "same-origin", cache: "no-store",
+                                             headers: { Accept: "application/json" } });
+    if (response.ok) renderSteering(await response.json());
+  } catch (err) {
+    window.__board.lastError = String(err);
+  }
+}
+
+async function steer(action) {
+  const body = { action };
+  if (action === "postpone") body.minutes = Number($("steer-minutes").value);
+  if (action === "switch_program") body.point = $("steer-point").value;
+  if (params.get("event")) body.event = params.get("event");
+  const label = document.querySelector(`[data-steer="${action}"]`).textContent;
+  const detail = action === "postpone" ? ` ${body.minutes} phút` :
+    action === "switch_program" ? `: ${$("steer-point").selectedOptions[0].text}` : "";
+  if (!window.confirm(`Xác nhận: ${label}${detail}?`)) return;
+  const result = $("steer-result");
+  for (const b of document.querySelectorAll("[data-steer]")) b.disabled = true;
+  try {
+    const response = await fetch(new URL("../api/steer", location.href), {
+      method: "POST", credentials: "same-origin", cache: "no-store",
+      headers: { "Content-Type": "application/json", Accept: "application/json" }, body: JSON.stringify(body) });
+    const data = await response.json().catch(() => ({}));
+    if (response.status === 403) {
+      text(result, "Tài khoản của bạn không có quyền điều khiển buổi phát (cần quyền chạy lại tác vụ của bridgecast_launch).");
+    } else if (!response.ok) {
+      text(result, `Không thực hiện: ${data.detail || "HTTP " + response.status}`);
+    } else {
+      text(result, `Đã thực hiện: ${data.done}` + (data.clear_error ? " — nhưng chưa đánh thức được các bước chờ; " +
+           "chúng sẽ tự đọc lệnh khi đến giờ cũ." : ""));
+      renderSteering(data);
+    }
+    cls(result, "ok", response.ok && !data.clear_error);
+    cls(result, "bad", !response.ok || Boolean(data.clear_error));
+  } finally {
+    for (const b of document.querySelectorAll("[data-steer]")) b.disabled = false;
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  for (const button of document.querySelectorAll("[data-steer]")) {
+    button.addEventListener("click", () => steer(button.dataset.steer));
+  }
+  loadSteering();
+  setInterval(loadSteering, STEER_REFRESH_MS);
   for (const button of document.querySelectorAll(".filters button")) {
     button.addEventListener("click", () => {
       state.filter = button.dataset.filter;
