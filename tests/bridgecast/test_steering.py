@@ -1,5 +1,5 @@
 """Steering the launch (go live now, postpone T0, switch the program point, end early): the decisions, their
-audit trail in real S3-compatible storage semantics (create-only entries), and the plan the tasks then work on."""
+audit trail (create-only entries, as S3 keeps them with If-None-Match), and the plan the tasks then work on."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -89,32 +89,8 @@ def test_the_record_survives_its_json_round_trip():
     assert Steering.from_json({}) == Steering()
 
 
-class FakeStorage:
-    """The two S3 behaviours steering relies on: create-only puts (If-None-Match) and listing by prefix."""
-
-    def __init__(self):
-        self.objects = {}
-
-    def put_json(self, key, data, if_absent=False):
-        from types import SimpleNamespace
-
-        if if_absent and key in self.objects:
-            return SimpleNamespace(created=False)
-        self.objects[key] = data
-        return SimpleNamespace(created=True)
-
-    def exists(self, key):
-        return key in self.objects
-
-    def get_json(self, key):
-        return self.objects[key]
-
-    def list_keys(self, prefix):
-        return [{"Key": k} for k in self.objects if k.startswith(prefix)]
-
-
-def test_each_decision_is_a_numbered_entry_with_who_and_two_at_once_cannot_both_win():
-    storage, now = FakeStorage(), at(-10)
+def test_each_decision_is_a_numbered_entry_with_who_and_two_at_once_cannot_both_win(memory_storage):
+    storage, now = memory_storage, at(-10)
     before = steering.load(storage, EVENT.id)
     after, said = decide(before, PLANNED, "postpone", now=now, streaming_points=POINTS, minutes=5)
     entry = steering.record(storage, EVENT.id, before, after, action="postpone", said=said, by="operator", now=now)

@@ -16,35 +16,15 @@ REPO = Path(__file__).resolve().parents[3]
 EVENT = load_event(REPO / "config" / "event.yaml")
 
 
-class MemoryStorage:
-    def __init__(self):
-        self.objects = {}
-
-    def put_json(self, key, data, if_absent=False):
-        if if_absent and key in self.objects:
-            return SimpleNamespace(created=False)
-        self.objects[key] = data
-        return SimpleNamespace(created=True)
-
-    def exists(self, key):
-        return key in self.objects
-
-    def get_json(self, key):
-        return self.objects[key]
-
-    def list_keys(self, prefix):
-        return [{"Key": k} for k in sorted(self.objects) if k.startswith(prefix)]
-
-
 @pytest.fixture
-def steer(monkeypatch):
+def steer(monkeypatch, memory_storage):
     from fastapi.testclient import TestClient
 
     from airflow.api_fastapi.core_api.security import get_user
     from bridgecast.board import app as board_app
     from bridgecast.board import server, steer as steer_module
 
-    storage, cleared = MemoryStorage(), []
+    storage, cleared = memory_storage, []
     run = server.LaunchRun("scheduled__2020", "running", {})
     monkeypatch.setattr(server, "launch_run", lambda session, run_id=None: run)
     monkeypatch.setattr(steer_module, "_waiting", lambda session, run_id: ["wait_for_t0", "wait_for_end"])
