@@ -57,6 +57,11 @@ class TTLCache:
             self._values[key] = (now, value)
         return value
 
+    def forget(self, key) -> None:
+        """Drop `key`: the next `get` loads it (after a change made here, like a steering decision)."""
+        with self._lock:
+            self._values.pop(key, None)
+
 
 # --- nginx /stat ----------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -173,6 +178,9 @@ class Sources:
                 raise SourceError(f"S3 steering of {event_id}: {type(exc).__name__}: {_short(exc)}") from None
 
         return self.cache.get(("steering", event_id), LIVE_TTL_S, load)
+
+    def steering_changed(self, event_id: str) -> None:
+        self.cache.forget(("steering", event_id))
 
     def relay(self, event_id: str) -> dict | None:
         """The fanpage relay's health (`relay.json`, written every 5 s by relay_program_feed)."""

@@ -85,6 +85,7 @@ def steering_routes(app: FastAPI, board, *, event_of, session_dependency, requir
         except steering.SteeringRefused as exc:
             raise HTTPException(409, str(exc)) from None
         log.warning("steering %s by %s: %s", body.action, user.get_name(), said)
+        board.sources.steering_changed(shown.id)  # the board's next answer shows the new times
         cleared, clear_error = [], None
         if body.action in steering.MOVES_TIMES and run is not None:
             try:

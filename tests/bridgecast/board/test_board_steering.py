@@ -40,7 +40,8 @@ def steer(monkeypatch, memory_storage):
     monkeypatch.setattr(steer_module, "datetime", Clock)
     monkeypatch.setattr(steer_module, "clear_waits_through_airflow",  # Airflow's REST clear: the e2e test's
                         lambda request, run_id, task_ids, note: cleared.append((run_id, task_ids, note)) or task_ids)
-    board = board_app.Board(sources_factory=lambda: SimpleNamespace(storage=storage))
+    board = board_app.Board(sources_factory=lambda: SimpleNamespace(storage=storage,
+                                                                    steering_changed=lambda event_id: None))
     app = board_app.create_app(board, access=lambda: None, thumbnailer=False)
     app.dependency_overrides[board_app._session_dependency()] = lambda: None
     app.dependency_overrides[get_user] = lambda: SimpleNamespace(get_name=lambda: "operator")

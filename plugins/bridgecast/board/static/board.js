@@ -369,6 +369,8 @@ async function steer(action) {
       text(result, `Đã thực hiện: ${data.done}` + (data.clear_error ? " — nhưng chưa đánh thức được các bước chờ; " +
            "chúng sẽ tự đọc lệnh khi đến giờ cũ." : ""));
       renderSteering(data);
+      clearTimeout(state.timer);  // the countdown and the header show the new times now, not at the next poll
+      refresh();
     }
     cls(result, "ok", response.ok && !data.clear_error);
     cls(result, "bad", !response.ok || Boolean(data.clear_error));
