@@ -3,11 +3,11 @@
 The test stack's launch DAG reads its own event file (tests/conftest.py points `BRIDGECAST_EVENT` at a copy). Here
 that file becomes a compressed two-point event; `arm()` (what `./bridgecast arm` does) has Airflow parse it again,
 unpauses the DAG and reads back its next run — the preflight of this event — and the scheduler starts the run from
-the timetable. Then, through the board's steering route as an Airflow user would press its buttons:
-postpone T0 by a minute (nothing goes live at the planned T0), go live now (the go-live call follows within
-seconds), switch the program point (the relay feeds the fanpage live from the other point), end early (the live
-ends, the wrap-up runs on the shortened event). The audit trail names who did what; the summary tells the T0 and
-the end that were, not the planned ones.
+the timetable. Then on the board, as an operator signed into Airflow presses its buttons (the first one in headless
+Chromium, the others through the same route): postpone T0 by a minute (nothing goes live at the planned T0), go
+live now (the go-live call follows within seconds), switch the program point (the relay feeds the fanpage live from
+the other point), end early (the live ends, the wrap-up runs on the shortened event). The audit trail names who did
+what; the summary tells the T0 and the end that were, not the planned ones.
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def steer(admin, action: str, **fields) -> dict:
 
 
 def test_the_launch_starts_from_its_timetable_and_staff_steer_it_from_the_board(stack, timetable_event,
-                                                                              artifacts_dir):
+                                                                              artifacts_dir, tmp_path):
     from bridgecast import steering
     from bridgecast.storage import Storage
 
@@ -101,11 +101,30 @@ def test_the_launch_starts_from_its_timetable_and_staff_steer_it_from_the_board(
     started_late_s = (_moment(run["start_date"]) - preflight_at).total_seconds() if run.get("start_date") else None
     print(f"scheduled run {run_id} started {started_late_s} s after its preflight time")
 
-    # Postpone by a minute, 25 s before the planned T0 (the live is being set up).
-    wait_until(event.start - timedelta(seconds=25))
-    postponed = steer(admin, "postpone", minutes=1)
+    # Postpone by a minute, 25 s before the planned T0 (the live is being set up) — pressed on the board page in
+    # headless Chromium, signed in as the operator is in the Airflow UI.
+    out = artifacts_dir / "steering"
+    out.mkdir(exist_ok=True)
+    browser = kit.open_chromium(tmp_path, out, 1366, 900, mobile=False)
+    try:
+        kit.sign_in(browser, kit.airflow_url(stack), kit.ui_token(stack, "admin"))
+        browser.open(f"{kit.airflow_url(stack)}/bridgecast/board/?event={event.id}")
+        wait_for(lambda: "Đang áp dụng" in browser.evaluate("document.getElementById('steer-state').textContent"),
+                 timeout_s=30, interval_s=0.5, what="the steering panel")
+        wait_until(event.start - timedelta(seconds=25))
+        browser.evaluate("window.confirm = () => true; document.getElementById('steer-minutes').value = '1'; "
+                         "document.querySelector('[data-steer=postpone]').click(); true")
+        said = wait_for(lambda: (t := browser.evaluate("document.getElementById('steer-result').textContent"))
+                        .startswith(("Đã thực hiện", "Không thực hiện")) and t, timeout_s=20, interval_s=0.3,
+                        what="the board's answer to the postpone")
+        assert said.startswith("Đã thực hiện: Lùi giờ G 1 phút"), said
+        assert "Lùi giờ G 1 phút" in browser.evaluate("document.getElementById('steer-log').textContent")
+        kit.screenshot(browser, out / "board-steering-postponed.png", height=700)
+    finally:
+        browser.close()
+    postponed = admin.request("GET", "/bridgecast/api/steering", params={"event": event.id})
     assert postponed["in_force"]["t0"] == (event.start + timedelta(minutes=1)).isoformat()
-    assert postponed["clear_error"] is None and set(postponed["cleared"]) <= set(steering.STAGE_WAITS)
+    assert [e["by"] for e in postponed["log"]] == ["admin"]
     # Nothing goes live at the planned T0.
     wait_until(event.start + timedelta(seconds=8))
     assert not storage.exists(f"{event.id}/_launch/go-live.json"), "went live at the planned T0 despite the postpone"
@@ -169,8 +188,6 @@ def test_the_launch_starts_from_its_timetable_and_staff_steer_it_from_the_board(
     assert "Điều khiển từ bảng theo dõi" in markdown and "Kết thúc sớm lúc" in markdown
     shown = admin.request("GET", "/bridgecast/api/board", params={"event": event.id})
     assert shown["event"]["steered"] and shown["event"]["t0"] == summary["t0"]
-    out = artifacts_dir / "steering"
-    out.mkdir(exist_ok=True)
     (out / "summary.md").write_text(markdown, encoding="utf-8")
     (out / "figures.txt").write_text(
         f"scheduled run started {started_late_s} s after its preflight time\n"
