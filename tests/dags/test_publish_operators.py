@@ -6,15 +6,16 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
-from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
 
 from bridgecast.event import load_event
 from bridgecast.ledger import PUBLISHED, Ledger, LedgerRow
 from bridgecast.posts import operators
 from bridgecast.posts.media import MediaNotReady, build_picker, read_picker, thumbnail_key
-from bridgecast.posts.operators import WAKE_EARLY_S, PostApprovalOperator, PublishPostOperator
+from bridgecast.posts.operators import WAKE_EARLY_S, PostApprovalOperator, PublishPostOperator, respondents
 from bridgecast.posts.publishing import is_out, publication_lock
 
 REPO = Path(__file__).resolve().parents[2]
@@ -164,3 +165,23 @@ def test_the_approval_thumbnail_is_the_thumb_rendition_of_a_web_photo():
         f"{EVENT.id}/vinh-yen/processed/thumb/0123456789abcdef.jpg"
     assert thumbnail_key(f"{EVENT.id}/vinh-yen/processed/poster/0123456789abcdef.jpg") is None
     assert thumbnail_key("elsewhere/photo.jpg") is None
+
+
+# --- nobody approves their own post -------------------------------------------------------------------------------
+APPROVERS = [{"id": "approver", "name": "approver"}, {"id": "lan", "name": "lan"}]
+
+
+def test_the_author_is_never_among_the_respondents():
+    assert respondents(APPROVERS, "lan") == [{"id": "approver", "name": "approver"}]
+    assert respondents(APPROVERS, "bientap") == APPROVERS  # an editor's post: every approver
+    assert respondents(APPROVERS, None) == APPROVERS  # a run with no user behind it (the calendar's, a schedule)
+
+
+def test_a_post_whose_only_approver_is_its_author_fails_and_says_why(monkeypatch):
+    """Stopped with a Vietnamese message instead of opening to anyone (an empty list would)."""
+    monkeypatch.setattr(operators, "approvers", lambda: [{"id": "lan", "name": "lan"}])
+    ti = FakeTI({"publish_at": (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat(), "title": "T"})
+    gate = approval()
+    with pytest.raises(AirflowFailException, match="không ai được duyệt bài của chính mình"):
+        gate.execute({"ti": ti, "dag_run": SimpleNamespace(triggering_user_name="lan")})
+    assert gate.assigned_users == []

@@ -7,7 +7,8 @@ slept in the task, so the call leaves at the second. Media not in storage yet: i
 MEDIA_POLL_S until the post's limit, then fails saying what is missing.
 
 `PostApprovalOperator` — Airflow's ApprovalOperator whose deadline is the post's publish time (computed when the
-request opens) and whose respondents are the approvers (Variable `bridgecast_approvers`, default `approver`).
+request opens) and whose respondents are the approvers (Variable `bridgecast_approvers`, default `approver`) less
+the post's author.
 No answer by the deadline → the request expires: recorded as `expired`, the publishing is skipped. When the
 request opens it calls `bridgecast.posts.notices.approval_requested` (the hook the notifiers wire to) with the
 link to the request in the UI.
@@ -89,6 +90,12 @@ def approvers() -> list[dict]:
     return [{"id": name, "name": name} for name in names]
 
 
+def respondents(approvers: list[dict], author: str | None) -> list[dict]:
+    """The approvers less the post's author (the user who triggered its run): nobody approves their own post. The
+    role already keeps an editor from answering; this keeps an approver who writes a post from approving it."""
+    return [u for u in approvers if not author or author not in (u["id"], u.get("name"))]
+
+
 def approver_names() -> list[str]:
     """The approvers' user names for the form's help, read when the DAG file is parsed; the defaults when Airflow
     cannot be asked (a parse with no Airflow behind it)."""
@@ -116,7 +123,15 @@ class PostApprovalOperator(ApprovalOperator):
                                              "request could open")
             raise AirflowSkipException("Hết hạn duyệt: đã quá giờ đăng — bài không được đăng / approval expired")
         self.response_timeout = left
-        self.assigned_users = approvers()
+        author = getattr(context.get("dag_run"), "triggering_user_name", None)
+        self.assigned_users = respondents(approvers(), author)
+        if not self.assigned_users:  # an empty list would let anyone allowed to answer approvals answer this one
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(
+                f"Không có ai duyệt được bài này: người duyệt duy nhất là người soạn bài ({author}), mà không ai "
+                f"được duyệt bài của chính mình. Thêm người duyệt vào Variable {APPROVERS_VARIABLE} rồi Clear bước "
+                f"này. / Nobody may approve this post: its only approver is its author ({author}).")
         self.log.info("approval requested from %s; deadline %s (in %.0f s)",
                       ", ".join(u["id"] for u in self.assigned_users), deadline.isoformat(), left.total_seconds())
         self._announce(context, post, deadline)
