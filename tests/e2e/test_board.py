@@ -4,7 +4,6 @@ with real stream keys, a thumbnail that changes between two refreshes, a drop sh
 stopping — and inside Airflow's own UI (nav entry and the launch run's tab). Screenshots: test-artifacts/board/."""
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
@@ -19,8 +18,8 @@ import pytest
 import requests
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "ingest"))  # the suite's Chromium driver lives there
-from ingest_testkit import HeadlessChromium, jpeg_bytes, wait_for  # noqa: E402
+import kit
+from kit import jpeg_bytes, wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
 
@@ -118,39 +117,17 @@ def publishers(stack, board_event):
 
 @pytest.fixture(scope="module")
 def airflow_url(stack) -> str:
-    return f"http://127.0.0.1:{stack.layout.ports.airflow}"
+    return kit.airflow_url(stack)
 
 
 @pytest.fixture(scope="module")
-def admin_token(stack, airflow_url) -> str:
-    from devstack.stack.env import airflow_passwords
-
-    resp = requests.post(f"{airflow_url}/auth/token", timeout=30,
-                         json={"username": "admin", "password": airflow_passwords(stack.layout, stack.secrets)["admin"]})
-    resp.raise_for_status()
-    return resp.json()["access_token"]
+def admin_token(stack) -> str:
+    return kit.ui_token(stack, "admin")
 
 
-def _browser(tmp_path: Path, artifacts: Path, width: int, height: int, mobile: bool) -> HeadlessChromium:
-    profile = tmp_path / f"chromium-{width}"
-    profile.mkdir()
-    browser = HeadlessChromium(profile, artifacts / "chromium.log", width=width, height=height)
-    browser.call("Emulation.setDeviceMetricsOverride",
-                 {"width": width, "height": height, "deviceScaleFactor": 1 if not mobile else 2, "mobile": mobile})
-    return browser
-
-
-def _shot(browser: HeadlessChromium, path: Path, height: int | None = None) -> Path:
+def _shot(browser: kit.HeadlessChromium, path: Path, height: int | None = None) -> Path:
     """The top of the page (what a person sees first, and a picture one can look at), not all 73 rows."""
-    shot = browser.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": {
-        "x": 0, "y": 0, "width": browser.width, "height": height or browser.height, "scale": 1}}, timeout_s=60)
-    path.write_bytes(base64.b64decode(shot["data"]))
-    return path
-
-
-def _login(browser: HeadlessChromium, airflow_url: str, token: str) -> None:
-    """What the Airflow UI holds after its login page: the JWT in the `_token` cookie."""
-    browser.call("Network.setCookie", {"name": "_token", "value": token, "url": f"{airflow_url}/", "path": "/"})
+    return kit.screenshot(browser, path, height or browser.height)
 
 
 @pytest.fixture
@@ -204,11 +181,11 @@ def test_the_board_in_chromium_during_a_rehearsal(stack, board_event, publishers
     ledger.mark_pending(event.id, "press", "launch/press-kit", "0" * 64)
     ledger.mark(event.id, "press", "launch/press-kit", FAILED, "SMTP 550 mailbox unavailable")
 
-    phone = _browser(tmp_path, board_artifacts, 390, 844, mobile=True)
-    desktop = _browser(tmp_path, board_artifacts, 1366, 900, mobile=False)
+    phone = kit.open_chromium(tmp_path, board_artifacts, 390, 844, mobile=True)
+    desktop = kit.open_chromium(tmp_path, board_artifacts, 1366, 900, mobile=False)
     try:
         for browser in (phone, desktop):
-            _login(browser, airflow_url, admin_token)
+            kit.sign_in(browser, airflow_url, admin_token)
         started = time.monotonic()
         desktop.open(f"{airflow_url}/bridgecast/board/?event={event.id}")
         wait_for(lambda: desktop.evaluate("window.__board.refreshes") >= 1, timeout_s=30, what="the first refresh")
@@ -291,9 +268,9 @@ def test_the_board_is_in_airflow_s_navigation_and_on_the_launch_run(stack, board
     run_id = f"board__{event.id}"
     airflow_api.wait_for_dag("bridgecast_launch", timeout_s=180)
     airflow_api.trigger("bridgecast_launch", {"event_key": event_key}, run_id=run_id)  # the DAG stays paused
-    browser = _browser(tmp_path, board_artifacts, 1366, 900, mobile=False)
+    browser = kit.open_chromium(tmp_path, board_artifacts, 1366, 900, mobile=False)
     try:
-        _login(browser, airflow_url, admin_token)
+        kit.sign_in(browser, airflow_url, admin_token)
         board_frame = "document.querySelector('iframe[title=\"Bảng điều khiển\"]')"
         rows_in_frame = f"({board_frame}?.contentDocument?.querySelectorAll('#rows .point').length || 0)"
         browser.open(f"{airflow_url}/plugin/bridgecast-board")

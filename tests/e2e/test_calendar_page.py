@@ -6,10 +6,7 @@ channels, body, previews), «Thêm bài» leads to the form; laptop and phone wi
 Screenshots: test-artifacts/calendar/."""
 from __future__ import annotations
 
-import base64
 import json
-import sys
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,10 +16,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from bridgecast.airflow_api import AirflowAPI, AirflowAPIError
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "ingest"))  # the suite's Chromium driver lives there
-from ingest_testkit import HeadlessChromium, wait_for  # noqa: E402
+import kit
+from kit import wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
 
@@ -43,31 +38,19 @@ def card(browser, title: str) -> dict | None:
     return next((c for c in cards(browser) if c["title"] == title), None)
 
 
-def _next_minute(moment: datetime) -> datetime:
-    whole = moment.replace(second=0, microsecond=0)
-    return whole if whole == moment else whole + timedelta(minutes=1)
-
-
 @pytest.fixture(scope="module")
 def airflow_url(stack) -> str:
-    return f"http://127.0.0.1:{stack.layout.ports.airflow}"
+    return kit.airflow_url(stack)
 
 
 @pytest.fixture(scope="module")
-def admin_token(stack, airflow_url) -> str:
-    from devstack.stack.env import airflow_passwords
-
-    resp = requests.post(f"{airflow_url}/auth/token", timeout=30,
-                         json={"username": "admin", "password": airflow_passwords(stack.layout, stack.secrets)["admin"]})
-    resp.raise_for_status()
-    return resp.json()["access_token"]
+def admin_token(stack) -> str:
+    return kit.ui_token(stack, "admin")
 
 
 @pytest.fixture(scope="module")
-def approver(stack, airflow_url):
-    from devstack.stack.env import airflow_passwords
-
-    return AirflowAPI(airflow_url, "approver", airflow_passwords(stack.layout, stack.secrets)["approver"])
+def approver(stack):
+    return kit.airflow_client(stack, "approver")
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +70,7 @@ def posts(stack, airflow_api):
     airflow_api.set_paused(DAG, False)
     tag = uuid.uuid4().hex[:6]
     tomorrow = (datetime.now(VN) + timedelta(days=1)).replace(hour=8, minute=0, second=0, microsecond=0)
-    soon = _next_minute(datetime.now(timezone.utc) + timedelta(seconds=LEAD_S))
+    soon = kit.next_minute(datetime.now(timezone.utc) + timedelta(seconds=LEAD_S))
     body = "Các đội tuyên truyền lưu động ra quân.\n\nHãy tham gia BHXH tự nguyện!"
     titles = {"waiting": f"Lịch thử chờ duyệt {tag}", "published": f"Lịch thử đã đăng {tag}"}
     runs = {name: airflow_api.trigger(DAG, {"channels": ["portal", "fanpage"], "title": titles[name], "body": body,
@@ -96,50 +79,9 @@ def posts(stack, airflow_api):
     return {"titles": titles, "runs": runs, "at": {"waiting": tomorrow.astimezone(timezone.utc), "published": soon}}
 
 
-def _approve_when_open(approver: AirflowAPI, service: AirflowAPI, run_id: str, timeout_s: float = 120) -> None:
-    """Answer like a person, once the request has been open a moment (again if Airflow asks again)."""
-    deadline = time.monotonic() + timeout_s
-    open_since = None
-    while time.monotonic() < deadline:
-        ti = next(t for t in service.task_instances(DAG, run_id) if t["task_id"] == "approve_post")
-        if ti["state"] in ("success", "skipped", "failed", "upstream_failed"):
-            return
-        if ti["state"] == "awaiting_input":
-            open_since = open_since or time.monotonic()
-            if time.monotonic() - open_since >= 2:
-                try:
-                    approver.answer_hitl(DAG, run_id, "approve_post", ["Approve"])
-                except AirflowAPIError as exc:
-                    if exc.status != 409:
-                        raise
-                open_since = None
-        else:
-            open_since = None
-        time.sleep(1)
-    raise AssertionError(f"approve_post of {run_id} did not finish after the approval")
-
-
-def _browser(tmp_path: Path, shots: Path, width: int, height: int, *, mobile: bool) -> HeadlessChromium:
-    profile = tmp_path / f"chromium-{width}"
-    profile.mkdir()
-    browser = HeadlessChromium(profile, shots / "chromium.log", width=width, height=height)
-    browser.call("Emulation.setDeviceMetricsOverride",
-                 {"width": width, "height": height, "deviceScaleFactor": 2 if mobile else 1, "mobile": mobile})
-    browser.call("Emulation.setTimezoneOverride", {"timezoneId": "UTC"})  # a PC left in UTC
-    return browser
-
-
-def _login(browser: HeadlessChromium, airflow_url: str, token: str) -> None:
-    """What the Airflow UI holds after its login page: the JWT in the `_token` cookie."""
-    browser.call("Network.setCookie", {"name": "_token", "value": token, "url": f"{airflow_url}/", "path": "/"})
-
-
-def _shot(browser: HeadlessChromium, path: Path, height: int | None = None) -> Path:
-    height = height or browser.evaluate("document.documentElement.scrollHeight")
-    shot = browser.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": {
-        "x": 0, "y": 0, "width": browser.width, "height": height, "scale": 1}}, timeout_s=60)
-    path.write_bytes(base64.b64decode(shot["data"]))
-    return path
+def _browser(tmp_path: Path, shots: Path, width: int, height: int, *, mobile: bool) -> kit.HeadlessChromium:
+    """Every PC here is left in UTC: the calendar must show Vietnam time by itself."""
+    return kit.open_chromium(tmp_path, shots, width, height, mobile=mobile, clock_in_utc=True)
 
 
 def _open_calendar(browser, airflow_url: str, query: str) -> None:
@@ -196,7 +138,7 @@ def test_form_posts_show_in_their_week_with_their_vietnam_time_and_state(stack, 
     phone = _browser(tmp_path, shots, 390, 844, mobile=True)
     try:
         for browser in (laptop, phone):
-            _login(browser, airflow_url, admin_token)
+            kit.sign_in(browser, airflow_url, admin_token)
         assert laptop.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone") == "UTC"
         # the default view is this week (in Vietnam), Monday first
         _open_calendar(laptop, airflow_url, "")
@@ -223,11 +165,11 @@ def test_form_posts_show_in_their_week_with_their_vietnam_time_and_state(stack, 
         assert page.status_code == 200 and titles["waiting"] in page.text
         edit = laptop.evaluate("document.querySelector('#d-edit a').href")
         assert edit == f"{airflow_url}/dags/{DAG}/runs/{quote(posts['runs']['waiting'], safe='')}"
-        _shot(laptop, shots / "calendar-post-details.png", height=900)
+        kit.screenshot(laptop, shots / "calendar-post-details.png", height=900)
         laptop.evaluate("document.querySelector('#details').close()")
 
         # the approved post goes out at its minute: published, with its links
-        _approve_when_open(approver, airflow_api, posts["runs"]["published"])
+        kit.answer_approval_when_open(approver, airflow_api, posts["runs"]["published"])
         wait_s = (at["published"] - datetime.now(timezone.utc)).total_seconds() + 120
         assert airflow_api.wait_run(DAG, posts["runs"]["published"], timeout_s=wait_s)["state"] == "success"
         published_day = at["published"].astimezone(VN).date().isoformat()
@@ -244,12 +186,12 @@ def test_form_posts_show_in_their_week_with_their_vietnam_time_and_state(stack, 
         airflow_api.set_run_state(DAG, posts["runs"]["waiting"], "failed")
         _open_calendar(laptop, airflow_url, f"?view=week&date={waiting_day}")
         assert card(laptop, titles["waiting"])["state"] == "đã rút"
-        _shot(laptop, shots / "calendar-week-laptop.png")
+        kit.screenshot(laptop, shots / "calendar-week-laptop.png")
 
         _open_calendar(phone, airflow_url, f"?view=week&date={published_day}")
         assert card(phone, titles["published"])["state"] == "đã đăng"
         assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
-        _shot(phone, shots / "calendar-week-phone.png", height=1600)
+        kit.screenshot(phone, shots / "calendar-week-phone.png", height=1600)
         assert laptop.exceptions == [] and phone.exceptions == []
         csp = [e for e in laptop.log_entries + phone.log_entries if "Content Security Policy" in e.get("text", "")]
         assert csp == []
@@ -264,7 +206,7 @@ def test_the_2020_calendar_file_shows_in_may_2020_and_says_where_it_is_edited(st
     phone = _browser(tmp_path, shots, 390, 844, mobile=True)
     try:
         for browser in (laptop, phone):
-            _login(browser, airflow_url, admin_token)
+            kit.sign_in(browser, airflow_url, admin_token)
         _open_calendar(laptop, airflow_url, "?view=month&date=2020-05-23")
         assert laptop.evaluate("document.querySelector('#range-title').textContent") == "Tháng 5/2020"
         assert laptop.evaluate("window.__calendar.range") == ["2020-04-27", "2020-05-31"]
@@ -277,13 +219,13 @@ def test_the_2020_calendar_file_shows_in_may_2020_and_says_where_it_is_edited(st
         assert "giờ Việt Nam" in laptop.evaluate("document.querySelector('.zone').textContent")
         # never published on this stack, and long past: not posted any more
         assert {c["state"] for c in cards(laptop)} == {"quá giờ, không đăng"}
-        _shot(laptop, shots / "calendar-month-2020-laptop.png")
+        kit.screenshot(laptop, shots / "calendar-month-2020-laptop.png")
         laptop.evaluate("[...document.querySelectorAll('#grid .post')].find(b => b.closest('.day').dataset.day === "
                         "'2020-05-23').click()")
         details = laptop.evaluate("document.querySelector('#details').innerText")
         assert "Giờ đăng: 08:00 thứ Bảy 23/05/2020, giờ Việt Nam" in details
         assert "config/posts/bhxh-vinhphuc-2020.yaml" in details and "dang-truc-tiep" in details
-        _shot(laptop, shots / "calendar-calendar-post-details.png", height=900)
+        kit.screenshot(laptop, shots / "calendar-calendar-post-details.png", height=900)
         laptop.evaluate("document.querySelector('#details').close()")
         # the navigation: a month back and forth, and back to today
         laptop.evaluate("document.querySelector('#next').click()")
@@ -297,7 +239,7 @@ def test_the_2020_calendar_file_shows_in_may_2020_and_says_where_it_is_edited(st
         _open_calendar(phone, airflow_url, "?view=month&date=2020-05-01")
         assert len(cards(phone)) == 5 and phone.evaluate("document.documentElement.scrollWidth") <= 390
         assert phone.evaluate("getComputedStyle(document.querySelector('#grid .post .pill')).display") != "none"
-        _shot(phone, shots / "calendar-month-2020-phone.png")
+        kit.screenshot(phone, shots / "calendar-month-2020-phone.png")
         assert laptop.exceptions == [] and phone.exceptions == []
     finally:
         laptop.close()
@@ -308,7 +250,7 @@ def test_the_calendar_is_in_airflow_s_navigation_and_add_and_edit_lead_to_the_fo
                                                                                     admin_token, shots, tmp_path):
     browser = _browser(tmp_path, shots, 1366, 900, mobile=False)
     try:
-        _login(browser, airflow_url, admin_token)
+        kit.sign_in(browser, airflow_url, admin_token)
         frame = "document.querySelector('iframe[title=\"Lịch đăng bài\"]')"
         browser.open(f"{airflow_url}/plugin/bridgecast-calendar")
         wait_for(lambda: browser.evaluate(f"!!{frame}?.contentWindow?.__calendar?.loads"), timeout_s=60,
@@ -316,7 +258,7 @@ def test_the_calendar_is_in_airflow_s_navigation_and_add_and_edit_lead_to_the_fo
         nav = browser.evaluate("Array.from(document.querySelectorAll('a')).filter(a => "
                                "a.textContent.includes('Lịch đăng bài')).map(a => a.getAttribute('href'))")
         assert any(href.endswith("plugin/bridgecast-calendar") for href in nav), nav
-        _shot(browser, shots / "airflow-nav-calendar.png", height=900)
+        kit.screenshot(browser, shots / "airflow-nav-calendar.png", height=900)
         add = browser.evaluate(f"{frame}.contentDocument.querySelector('#add').href")
         assert add == f"{airflow_url}/dags/bridgecast_schedule_post"
         # the form it leads to: the DAG's page, whose Trigger button opens the staff form
@@ -326,7 +268,7 @@ def test_the_calendar_is_in_airflow_s_navigation_and_add_and_edit_lead_to_the_fo
         browser.evaluate("document.querySelector('[data-testid=trigger-dag-button]').click()")
         wait_for(lambda: browser.evaluate("!!document.querySelector('#element_publish_date')"), timeout_s=60,
                  what="the staff form")
-        _shot(browser, shots / "calendar-add-opens-the-form.png", height=900)
+        kit.screenshot(browser, shots / "calendar-add-opens-the-form.png", height=900)
         # «Sửa» on a form post: its run's page, whose Trigger offers the form again with the post's own values
         day = posts["at"]["published"].astimezone(VN).date().isoformat()
         _open_calendar(browser, airflow_url, f"?view=week&date={day}")
@@ -341,6 +283,6 @@ def test_the_calendar_is_in_airflow_s_navigation_and_add_and_edit_lead_to_the_fo
                  what="«Trigger again with this config»")
         wait_for(lambda: browser.evaluate("(document.querySelector('#element_title') || {}).value") ==
                  posts["titles"]["published"], timeout_s=60, what="the form filled with the post's title")
-        _shot(browser, shots / "calendar-edit-opens-the-filled-form.png", height=900)
+        kit.screenshot(browser, shots / "calendar-edit-opens-the-filled-form.png", height=900)
     finally:
         browser.close()

@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bridgecast.airflow_api import AirflowAPI, AirflowAPIError
+import kit
 
 DAG = "bridgecast_publish"
-FORM_DAG = "bridgecast_schedule_post"
+FORM_DAG = kit.FORM_DAG
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 REPO = Path(__file__).resolve().parents[2]
 LEAD_S = 70  # the post that needs approval must get through validation, preview and the approval before it
@@ -63,38 +63,12 @@ def _instances(api, run_id: str) -> dict[str, dict]:
     return {ti["rendered_map_index"]: ti for ti in api.task_instances(DAG, run_id) if ti["task_id"] == "publish_post"}
 
 
-def _approve_when_open(approver: AirflowAPI, service: AirflowAPI, run_id: str, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    open_since = None
-    while time.monotonic() < deadline:
-        try:
-            tis = {t["task_id"]: t for t in service.task_instances(FORM_DAG, run_id)}
-        except AirflowAPIError:
-            tis = {}  # the calendar run has not asked yet
-        state = tis.get("approve_post", {}).get("state")
-        if state in ("success", "skipped", "failed"):
-            return
-        if state == "awaiting_input":
-            open_since = open_since or time.monotonic()
-            if time.monotonic() - open_since >= 2:
-                try:
-                    approver.answer_hitl(FORM_DAG, run_id, "approve_post", ["Approve"])
-                except AirflowAPIError as exc:
-                    if exc.status != 409:
-                        raise
-                open_since = None
-        time.sleep(1)
-    raise AssertionError(f"no approval could be given in {run_id}")
-
-
 @pytest.fixture(scope="module")
 def calendar_runs(stack, airflow_api, tmp_path_factory):
     from bridgecast.event import load_event
-    from devstack.stack.env import airflow_passwords
     from bridgecast.storage import Storage
 
-    approver = AirflowAPI(f"http://127.0.0.1:{stack.layout.ports.airflow}", "approver",
-                          airflow_passwords(stack.layout, stack.secrets)["approver"])
+    approver = kit.airflow_client(stack, "approver")
     for dag_id in (DAG, FORM_DAG):
         airflow_api.wait_for_dag(dag_id, timeout_s=180)
         airflow_api.set_paused(dag_id, False)
@@ -113,7 +87,7 @@ def calendar_runs(stack, airflow_api, tmp_path_factory):
     conf = {"event_file": str(event_file), "calendar_dir": str(posts)}
 
     first = airflow_api.trigger(DAG, conf)["dag_run_id"]
-    _approve_when_open(approver, airflow_api, f"calendar__can-duyet__{at.astimezone(VN):%Y%m%dT%H%M}")
+    kit.answer_approval_when_open(approver, airflow_api, f"calendar__can-duyet__{at.astimezone(VN):%Y%m%dT%H%M}")
     while datetime.now(timezone.utc) < at + timedelta(seconds=3):
         time.sleep(0.5)
     storage = Storage.from_connection()
@@ -186,9 +160,8 @@ def test_photos_are_chosen_when_the_post_goes_out_and_missing_ones_fail_clearly(
     assert [m["key"] for m in frozen["media"]] == calendar_runs["photos"][1:]  # the newest two, oldest first
     missing = tis["thieu-anh · portal · đăng"]
     assert missing["state"] == "failed" and calendar_runs["first_run"]["state"] == "failed"
-    path = f"/api/v2/dags/{DAG}/dagRuns/{run}/taskInstances/publish_post/logs/{missing['try_number']}"
-    log = airflow_api.request("GET", path, params={"full_content": True, "map_index": missing["map_index"]})
-    text = "\n".join(str(line.get("event", "")) for line in log["content"] if isinstance(line, dict))
+    text = kit.task_log(airflow_api, DAG, run, "publish_post", map_index=missing["map_index"],
+                        try_number=missing["try_number"])
     assert "vẫn chưa có trong kho" in text and f"{event.id}/tam-dao/processed/web/khong-co.jpg" in text
     assert _found(event, f"Thiếu ảnh {calendar_runs['tag']}")["portal"] == []
 

@@ -21,8 +21,10 @@ import pytest
 import requests
 import yaml
 
-from bridgecast.airflow_api import AirflowAPI, AirflowAPIError
+from bridgecast.airflow_api import AirflowAPI
 from devstack import synthetic
+
+import kit
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "report"
@@ -77,35 +79,6 @@ def wait(api: AirflowAPI, dag_id: str, run_id: str, timeout_s: float = 300) -> d
     return api.wait_run(dag_id, run_id, timeout_s=timeout_s)
 
 
-def task_log(api: AirflowAPI, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
-    path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
-    content = api.request("GET", path, params={"full_content": True})["content"]
-    return "\n".join(str(line.get("event", "")) if isinstance(line, dict) else str(line) for line in content)
-
-
-def approve_when_open(approver: AirflowAPI, service: AirflowAPI, run_id: str, timeout_s: float = 180) -> None:
-    """As an approver does: once the request has been open a moment (answered again if Airflow asks again)."""
-    deadline = time.monotonic() + timeout_s
-    open_since = None
-    while time.monotonic() < deadline:
-        ti = next((t for t in service.task_instances(POST_DAG, run_id) if t["task_id"] == "approve_post"), None)
-        if ti and ti["state"] in ("success", "skipped", "failed", "upstream_failed"):
-            return
-        if ti and ti["state"] == "awaiting_input":
-            open_since = open_since or time.monotonic()
-            if time.monotonic() - open_since >= 2:
-                try:
-                    approver.answer_hitl(POST_DAG, run_id, "approve_post", ["Approve"])
-                except AirflowAPIError as exc:
-                    if exc.status != 409:
-                        raise
-                open_since = None
-        else:
-            open_since = None
-        time.sleep(1)
-    raise AssertionError(f"approve_post of {run_id} did not finish")
-
-
 def staff_mails(stack, event_id: str) -> list[email.message.Message]:
     found = []
     for path in sorted((stack.layout.sandboxes / "smtp").rglob("*.eml")):
@@ -128,10 +101,7 @@ def post_views(stack, post_id: str) -> int:
 
 @pytest.fixture(scope="module")
 def approver(stack):
-    from devstack.stack.env import airflow_passwords
-
-    return AirflowAPI(f"http://127.0.0.1:{stack.layout.ports.airflow}", "approver",
-                      airflow_passwords(stack.layout, stack.secrets)["approver"])
+    return kit.airflow_client(stack, "approver")
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +213,7 @@ def scenario(stack, airflow_api, approver, event_setup, tmp_path_factory):
     report = wait(airflow_api, REPORT_DAG, report_run)
     views_after = post_views(stack, launch["photo_post"])
     post_run = f"results__{event.id}__{AS_OF:%Y%m%d}"
-    approve_when_open(approver, airflow_api, post_run)
+    kit.answer_approval_when_open(approver, airflow_api, post_run, timeout_s=180)
     post = wait(airflow_api, POST_DAG, post_run, timeout_s=POST_LEAD_S + 240)
     # Reruns: every task of the report cleared, and a second run for the same day.
     airflow_api.clear_tasks(REPORT_DAG, report_run, ["gather_numbers"], downstream=True)
@@ -277,7 +247,7 @@ def test_imports_from_the_ui_record_once_show_corrections_and_refuse_personal_da
     corrected = _xcom(airflow_api, IMPORT_DAG, runs["corrected"], "import_signups")
     assert (corrected["recorded"], corrected["corrected"], corrected["unchanged"]) == (0, 1, 53)
     assert corrected["corrections"][0]["district"] == "Tam Đảo" and corrected["corrections"][0]["day"] == "26/05/2020"
-    log = task_log(airflow_api, IMPORT_DAG, runs["personal"], "import_signups")
+    log = kit.task_log(airflow_api, IMPORT_DAG, runs["personal"], "import_signups")
     assert "bị TỪ CHỐI vì có dữ liệu cá nhân" in log and "cột D «Họ và tên» (họ tên)" in log
     assert "Nguyễn Văn An" not in log
     assert not scenario["storage"].exists(scenario["personal_key"])  # the upload with names is gone

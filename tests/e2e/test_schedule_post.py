@@ -16,15 +16,11 @@ import pytest
 
 from bridgecast.airflow_api import AirflowAPI, AirflowAPIError
 
+import kit
+
 DAG = "bridgecast_schedule_post"
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 LEAD_S = 80  # the form wants ≥ 1 min; the runs need a few seconds to reach the approval
-
-
-def _next_minute(moment: datetime) -> datetime:
-    """The form takes minutes: the first whole minute at or after `moment`."""
-    whole = moment.replace(second=0, microsecond=0)
-    return whole if whole == moment else whole + timedelta(minutes=1)
 
 
 def _jpeg(seed: int) -> bytes:
@@ -33,32 +29,6 @@ def _jpeg(seed: int) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (64, 48), (seed * 40 % 255, 120, 200)).save(buf, "JPEG")
     return buf.getvalue()
-
-
-def _answer_when_open(api: AirflowAPI, service: AirflowAPI, run_id: str, option: str, timeout_s: float = 90) -> None:
-    """Answer like a person: once the request has been open for a moment. Answered again if Airflow asks again
-    (see the retry on approve_post). Returns the request as the approver saw it (subject, body…)."""
-    deadline = time.monotonic() + timeout_s
-    open_since = None
-    seen = None
-    while time.monotonic() < deadline:
-        ti = next(t for t in service.task_instances(DAG, run_id) if t["task_id"] == "approve_post")
-        if ti["state"] in ("success", "skipped", "failed", "upstream_failed"):
-            return seen
-        if ti["state"] == "awaiting_input":
-            open_since = open_since or time.monotonic()
-            seen = seen or next(iter(api.hitl_details(DAG, run_id)), None)
-            if time.monotonic() - open_since >= 2:
-                try:
-                    api.answer_hitl(DAG, run_id, "approve_post", [option])
-                except AirflowAPIError as exc:
-                    if exc.status != 409:  # already answered
-                        raise
-                open_since = None
-        else:
-            open_since = None
-        time.sleep(1)
-    raise AssertionError(f"approve_post of {run_id} did not finish after answering {option}")
 
 
 def _mark_failed(api: AirflowAPI, run_id: str, attempts: int = 3) -> None:
@@ -74,12 +44,6 @@ def _mark_failed(api: AirflowAPI, run_id: str, attempts: int = 3) -> None:
             time.sleep(2)
 
 
-def task_log(api: AirflowAPI, run_id: str, task_id: str, map_index: int = -1, try_number: int = 1) -> str:
-    path = f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
-    content = api.request("GET", path, params={"full_content": True, "map_index": map_index})["content"]
-    return "\n".join(str(line.get("event", "")) if isinstance(line, dict) else str(line) for line in content)
-
-
 @pytest.fixture(scope="module")
 def event(stack):
     from bridgecast.event import default_event_path, load_event
@@ -89,10 +53,7 @@ def event(stack):
 
 @pytest.fixture(scope="module")
 def approver(stack):
-    from devstack.stack.env import airflow_passwords
-
-    return AirflowAPI(f"http://127.0.0.1:{stack.layout.ports.airflow}", "approver",
-                      airflow_passwords(stack.layout, stack.secrets)["approver"])
+    return kit.airflow_client(stack, "approver")
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +74,7 @@ def scenario(stack, airflow_api, approver, event):
     from bridgecast.posts.form import publish_fields
 
     t0 = datetime.now(timezone.utc)
-    at = _next_minute(t0 + timedelta(seconds=LEAD_S))
+    at = kit.next_minute(t0 + timedelta(seconds=LEAD_S))
 
     def conf(title: str, **kw) -> dict:
         return {"channels": ["portal", "fanpage"], "title": title, **publish_fields(at), "photos": [],
@@ -152,7 +113,7 @@ def scenario(stack, airflow_api, approver, event):
     requests = {}
     for name, option in (("approved", "Approve"), ("again", "Approve"), ("repost", "Approve"),
                          ("rejected", "Reject"), ("cancelled", "Approve")):
-        requests[name] = _answer_when_open(approver, airflow_api, runs[name], option)
+        requests[name] = kit.answer_approval_when_open(approver, airflow_api, runs[name], option, timeout_s=90)
     _mark_failed(airflow_api, runs["cancelled"])
     wait_s = (at - datetime.now(timezone.utc)).total_seconds() + 120
     finished = {name: airflow_api.wait_run(DAG, run_id, timeout_s=wait_s) for name, run_id in runs.items()}
@@ -188,7 +149,7 @@ def test_bad_form_input_is_refused_or_stops_at_the_first_task_naming_the_field(s
         states = _states(airflow_api, run_id)
         assert states[("validate_form", -1)] == "failed", (name, states)
         assert states[("approve_post", -1)] == "upstream_failed", (name, states)
-        assert phrase in task_log(airflow_api, run_id, "validate_form"), name
+        assert phrase in kit.task_log(airflow_api, DAG, run_id, "validate_form"), name
     assert _on_channels(event, scenario["titles"]["invalid"]) == {"fanpage": [], "portal": []}
 
 
@@ -258,7 +219,7 @@ def test_the_approval_request_says_the_time_in_words_and_shows_the_photos_as_thu
     report = airflow_api.xcom(DAG, scenario["runs"]["approved"], "notify_staff")
     assert report["publish_at_local"] == words
     # the notifiers' hook was called when the request opened, with the approvers and the link to the request
-    log = task_log(airflow_api, scenario["runs"]["approved"], "approve_post")
+    log = kit.task_log(airflow_api, DAG, scenario["runs"]["approved"], "approve_post")
     assert f"NOTICE approval_requested → approver: Cần duyệt: {scenario['titles']['approved']}" in log
     assert "/tasks/approve_post/required_actions" in log
 
@@ -289,7 +250,7 @@ def test_unanswered_approval_expires_at_the_publish_time_and_staff_are_told(scen
     states = _states(airflow_api, run_id)
     assert states[("approve_post", -1)] == "skipped" and states[("publish_post", -1)] == "skipped", states
     assert states[("notify_staff", -1)] == "failed"
-    assert "HẾT HẠN DUYỆT" in task_log(airflow_api, run_id, "notify_staff")
+    assert "HẾT HẠN DUYỆT" in kit.task_log(airflow_api, DAG, run_id, "notify_staff")
     assert _on_channels(event, scenario["titles"]["expired"]) == {"fanpage": [], "portal": []}
     storage = Storage.from_connection()
     outcomes = [o["Key"] for o in storage.list_keys(f"{event.id}/_posts/form/") if o["Key"].endswith("outcome.json")

@@ -50,7 +50,9 @@ def team_label(point: Point | None, point_id: str) -> str:
     return point.display_name
 
 
-def _place_line(point: Point | None, event: Event | None) -> str | None:
+def place_line(point: Point | None, event: Event | None) -> str | None:
+    """Where the team is, under its name (district · province), when that says more than the name; shared with
+    the links sheet's cards so both read the same."""
     if point is None or event is None:
         return None
     if point.kind == "district" and point.parent:
@@ -63,7 +65,8 @@ def _place_line(point: Point | None, event: Event | None) -> str | None:
     return point.full_name if point.full_name and point.full_name != team_label(point, point.id) else None
 
 
-def _when_line(event: Event) -> str:
+def when_line(event: Event) -> str:
+    """The launch's start in the event's local time, in Vietnamese; the page's header and the links sheet's."""
     local = event.start_local
     return f"{local:%H:%M} {_WEEKDAYS_VI[local.weekday()]}, ngày {local:%d/%m/%Y}"
 
@@ -105,7 +108,7 @@ def render_upload_page(who: PointIdentity, event: Event | None, token: str) -> s
         except KeyError:
             point = None
     team = team_label(point, who.point_id)
-    place = _place_line(point, event)
+    place = place_line(point, event)
     nonce = secrets.token_urlsafe(18)
     # Only our own nonce'd script and style run, and the page talks to its own origin only: an injected
     # element (were escaping ever missed) could neither execute nor send the token anywhere.
@@ -130,7 +133,7 @@ def render_upload_page(who: PointIdentity, event: Event | None, token: str) -> s
     if event is not None:
         header = (f'<header class="event"><p class="event-title">{_e(event.short_title)}</p>'
                   f'<p class="event-theme">“{_e(event.theme)}”</p>'
-                  f'<p class="event-when">{_e(_when_line(event))}</p></header>')
+                  f'<p class="event-when">{_e(when_line(event))}</p></header>')
 
     return f"""<!doctype html>
 <html lang="vi">

@@ -22,7 +22,7 @@ from qrcode.image.svg import SvgPathFillImage
 
 from bridgecast.connections import ConnectionInfo
 from bridgecast.event import Event, Point
-from bridgecast.ingest.page import STATIC, _place_line, _when_line, team_label
+from bridgecast.ingest.page import STATIC, place_line, team_label, when_line
 
 INGEST_CONNECTION = "bridgecast_ingest"
 # Names that only resolve inside a site or a compose network (a bare name such as `ingest-gateway` too).
@@ -211,7 +211,7 @@ def _render(event: Event, cards: list[Card], addresses: PublicAddresses) -> str:
 <body>
 <header class="sheet-head screen-only">
   <h1>Liên kết gửi ảnh và phát trực tiếp cho các điểm cầu, các đội</h1>
-  <p>{_e(event.short_title)} · {_e(_when_line(event))}</p>
+  <p>{_e(event.short_title)} · {_e(when_line(event))}</p>
   <p>{_e(counts)}. In khổ A4, mỗi điểm một trang; trao mỗi trang cho đúng điểm cầu, đội đó.</p>
   <p class="addresses">Trang gửi ảnh: <code>{_e(addresses.upload_url)}</code> · Máy chủ phát:
     <code>{_e(addresses.rtmp_url)}</code></p>
@@ -227,7 +227,7 @@ def _render(event: Event, cards: list[Card], addresses: PublicAddresses) -> str:
 
 def _card(event: Event, card: Card, index: int, total: int, warning: str, check_at, end_at) -> str:
     point = card.point
-    place = _place_line(point, event)
+    place = place_line(point, event)
     upload_hint = ("Quét mã bằng camera điện thoại (hoặc gõ liên kết) → chọn ảnh, video → bấm «Gửi». Không cần đăng "
                    "nhập; mất sóng thì trang tự gửi tiếp.")
     if point.kind == "district":
@@ -259,7 +259,7 @@ def _card(event: Event, card: Card, index: int, total: int, warning: str, check_
     return f"""<section class="card" data-point="{_e(point.id)}" aria-label="{_e(card.label)}">
   <header class="card-head">
     <p class="event-title">{_e(event.short_title)}</p>
-    <p class="event-when">{_e(_when_line(event))}</p>
+    <p class="event-when">{_e(when_line(event))}</p>
   </header>
   {warning}
   <div class="who">
