@@ -115,16 +115,6 @@ def publishers(stack, board_event):
         pubs.stop_all()
 
 
-@pytest.fixture(scope="module")
-def airflow_url(stack) -> str:
-    return kit.airflow_url(stack)
-
-
-@pytest.fixture(scope="module")
-def admin_token(stack) -> str:
-    return kit.ui_token(stack, "admin")
-
-
 def _shot(browser: kit.HeadlessChromium, path: Path, height: int | None = None) -> Path:
     """The top of the page (what a person sees first, and a picture one can look at), not all 73 rows."""
     return kit.screenshot(browser, path, height or browser.height)

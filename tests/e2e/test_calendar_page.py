@@ -39,16 +39,6 @@ def card(browser, title: str) -> dict | None:
 
 
 @pytest.fixture(scope="module")
-def airflow_url(stack) -> str:
-    return kit.airflow_url(stack)
-
-
-@pytest.fixture(scope="module")
-def admin_token(stack) -> str:
-    return kit.ui_token(stack, "admin")
-
-
-@pytest.fixture(scope="module")
 def approver(stack):
     return kit.airflow_client(stack, "approver")
 
