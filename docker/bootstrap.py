@@ -3,8 +3,9 @@ runs at every `docker compose up` — and run as root, so it can hand the state 
 
 1. .env is complete: every value the services need is set, and none is still the example's `change-me`;
 2. Airflow's metadata DB is migrated, and the ledger's database exists;
-3. the auth manager's passwords file holds admin, approver and bridgecast-service (the account the ingest gateway
-   posts asset events with), from .env;
+3. the login: FAB's tables migrated, the office's roles applied (`bridgecast.roles`), and the accounts admin
+   (Admin), approver (Người duyệt) and bridgecast-service (Admin: the ingest gateway posts asset events with it)
+   created or brought up to date from .env — a password changed in .env takes effect at the next `up`;
 4. the Connections (`AIRFLOW_CONN_*` of this container only) are in the metadata DB: created when missing, updated
    when .env changed since the last init — unless someone edited them in the UI since, then the UI's value stays;
 5. the S3 bucket exists; the event's point keys are issued (kept if they exist);
@@ -26,8 +27,10 @@ from pathlib import Path
 REQUIRED = ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY",
             "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_APPROVER_PASSWORD", "AIRFLOW_SERVICE_PASSWORD", "S3_ACCESS_KEY",
             "S3_SECRET_KEY", "GATEWAY_ADMIN_TOKEN", "RTMP_CALLBACK_SECRET")
-PASSWORD_OF_USER = {"admin": "AIRFLOW_ADMIN_PASSWORD", "approver": "AIRFLOW_APPROVER_PASSWORD",
-                    "bridgecast-service": "AIRFLOW_SERVICE_PASSWORD"}
+# The deployment's own accounts: (role keys of bridgecast.roles, the .env variable of the password). Staff accounts
+# are added in the UI (Security → Users) or with `python -m bridgecast.roles --users-json -`.
+ACCOUNTS = {"admin": (["admin"], "AIRFLOW_ADMIN_PASSWORD"), "approver": (["approver"], "AIRFLOW_APPROVER_PASSWORD"),
+            "bridgecast-service": (["admin"], "AIRFLOW_SERVICE_PASSWORD")}
 CONN_PREFIX = "AIRFLOW_CONN_"
 WRITTEN_FILE = "connections-written.json"  # fingerprint per Connection of what the last init wrote
 
@@ -73,16 +76,17 @@ def ensure_ledger_db(name: str = "bridgecast") -> None:
     conn.close()
 
 
-# --- the auth manager's users ---------------------------------------------------------------------------------------
-def write_passwords_file(path: Path) -> None:
-    """Rewritten at every init, so a password changed in .env takes effect at the next `up`."""
-    users = [u.split(":")[0] for u in os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(",") if u]
-    missing = [u for u in users if u not in PASSWORD_OF_USER]
-    if missing:
-        raise SystemExit(f"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS names {missing}: docker/bootstrap.py has no "
-                         f".env password for them (known: {', '.join(PASSWORD_OF_USER)})")
-    write_private(path, {user: os.environ[PASSWORD_OF_USER[user]] for user in users})
-    say(f"passwords of {', '.join(users)} written to {path}")
+# --- the login: FAB's tables, the roles, the deployment's accounts ---------------------------------------------------
+def login_accounts(env=os.environ) -> list[dict]:
+    return [{"username": user, "roles": roles, "password": env[variable]}
+            for user, (roles, variable) in ACCOUNTS.items()]
+
+
+def set_up_login() -> None:
+    subprocess.run(["airflow", "fab-db", "migrate"], check=True)
+    done = subprocess.run([sys.executable, "-m", "bridgecast.roles", "--users-json", "-"], check=True, text=True,
+                          input=json.dumps(login_accounts()), capture_output=True)
+    say(f"roles and accounts: {done.stdout.strip()}")  # what was done, never a password
 
 
 def write_private(path: Path, data: dict) -> None:
@@ -189,7 +193,7 @@ def main() -> int:
     secrets_dir = Path(os.environ["BRIDGECAST_POINT_KEYS_DIR"]).parent
     migrate_airflow_db()
     ensure_ledger_db()
-    write_passwords_file(Path(os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]))
+    set_up_login()
     load_connections(secrets_dir / WRITTEN_FILE)
     ensure_bucket()
     issue_keys(secrets_dir)

@@ -151,19 +151,21 @@ def test_workers_scratch_is_their_own_disk_not_a_shared_volume(config):
         assert _mounts(service)["/var/lib/bridgecast-secrets"]["read_only"]
 
 
-def test_the_service_account_password_reaches_the_auth_manager(config):
+def test_the_login_is_fab_with_the_offices_roles_and_the_service_account_the_gateway_uses(config, bootstrap):
     services, example = config["services"], _env_example()
-    api_env = services["airflow-apiserver"]["environment"]
-    assert "bridgecast-service:" in api_env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"]
-    passwords_file = api_env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
-    secrets_mount = _mounts(services["airflow-apiserver"])["/var/lib/bridgecast-secrets"]
-    assert passwords_file.startswith("/var/lib/bridgecast-secrets/") and not secrets_mount["read_only"]
-    assert _mounts(services["airflow-init"])["/var/lib/bridgecast-secrets"]["source"] == secrets_mount["source"]
-    # the password init writes for bridgecast-service is the one the gateway logs in with
+    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-init"):
+        assert services[name]["environment"]["AIRFLOW__CORE__AUTH_MANAGER"] == "bridgecast.fab_auth.FabAuthManager"
+        assert not any(k.startswith("AIRFLOW__CORE__SIMPLE_AUTH") for k in services[name]["environment"])
+    # init creates bridgecast-service with the password the gateway logs in with, as an admin (asset events)
     init_env = services["airflow-init"]["environment"]
+    accounts = {a["username"]: a for a in bootstrap.login_accounts(init_env)}
     gateway_conn = json.loads(services["ingest-gateway"]["environment"]["AIRFLOW_CONN_BRIDGECAST_AIRFLOW"])
-    assert gateway_conn["login"] == "bridgecast-service"
-    assert init_env["AIRFLOW_SERVICE_PASSWORD"] == gateway_conn["password"] == example["AIRFLOW_SERVICE_PASSWORD"]
+    assert gateway_conn["login"] == "bridgecast-service" and accounts["bridgecast-service"]["roles"] == ["admin"]
+    assert accounts["bridgecast-service"]["password"] == gateway_conn["password"] == example["AIRFLOW_SERVICE_PASSWORD"]
+    assert accounts["approver"]["roles"] == ["approver"] and accounts["admin"]["roles"] == ["admin"]
+    from bridgecast.roles import BY_KEY
+
+    assert all(role in BY_KEY for a in accounts.values() for role in a["roles"])
 
 
 def test_init_runs_as_root_and_hands_the_volumes_to_the_services_uid(config):
@@ -189,12 +191,12 @@ def test_init_ownership_step_leaves_key_files_readable_by_uid_50000_only(bootstr
     secrets = tmp_path / "secrets"
     (secrets / "points").mkdir(parents=True)
     (secrets / "points" / "event.json").write_text("{}")
-    bootstrap.write_private(secrets / "airflow-passwords.json", {"bridgecast-service": "x"})
+    bootstrap.write_private(secrets / "connections-written.json", {"bridgecast_s3": "x"})
     recordings = tmp_path / "recordings" / "live"
     recordings.mkdir(parents=True)
     bootstrap.hand_over(secrets, 50000, private=True)
     bootstrap.hand_over(tmp_path / "recordings", 50000, private=False)
-    for path in [secrets, secrets / "points", secrets / "points" / "event.json", secrets / "airflow-passwords.json"]:
+    for path in [secrets, secrets / "points", secrets / "points" / "event.json", secrets / "connections-written.json"]:
         st = path.stat()
         assert (st.st_uid, st.st_gid) == (50000, 0), path
         assert st.st_mode & 0o777 == (0o700 if path.is_dir() else 0o600), (path, oct(st.st_mode))
