@@ -5,6 +5,7 @@
     ./bridgecast keys show|sheet|revoke ...  per-point stream keys and upload links (`sheet`: printable, QR codes)
     ./bridgecast arm [--event FILE]          validate the event, unpause the launch DAG, show when it runs
     ./bridgecast wiring                      run the wiring DAG through the scheduler
+    ./bridgecast roles [--stop]              the production auth manager (FAB) and the office's roles, on base+84
 """
 from __future__ import annotations
 
@@ -55,8 +56,12 @@ def cmd_up(args) -> int:
 
 
 def cmd_down(args) -> int:
+    from devstack.stack.fab import FabApiServer
+
     stack = _stack(args)
-    stopped = stack.down()
+    fab = FabApiServer(stack.layout, stack.env, stack.secrets, users=[])
+    stopped = [fab.name] if fab.stop() else []  # before PostgreSQL goes
+    stopped += stack.down()
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     return 0
 
@@ -66,6 +71,32 @@ def cmd_status(args) -> int:
     for name, running in status.items():
         print(f"  {name:<22} {'running' if running else 'stopped'}")
     return 0 if all(status.values()) else 3
+
+
+def cmd_roles(args) -> int:
+    """A second api-server under the FAB auth manager (devstack.stack.fab), with the roles of bridgecast.roles and
+    one workshop user per role; run again, it brings the roles and users up to date."""
+    from bridgecast.roles import BY_KEY
+    from devstack.stack.fab import USERS_FILE, FabApiServer
+
+    stack = _stack(args)
+    fab = FabApiServer(stack.layout, stack.env, stack.secrets)
+    if args.stop:
+        print(f"{fab.name}: {'stopped' if fab.stop() else 'was not running'}")
+        return 0
+    if not all(s.running() for s in stack.services() if s.name in ("postgres", "airflow-api-server")):
+        print("the stack is not up: run ./bridgecast up first", file=sys.stderr)
+        return 1
+    started = fab.start()
+    report = fab.report if started else fab.apply()
+    for name, counts in report["roles"].items():
+        print(f"  role {name:<16} +{counts['added']} −{counts['removed']} permission(s)")
+    for user in fab.users:
+        roles = ", ".join(BY_KEY[r].name for r in user["roles"])
+        print(f"  user {user['username']:<16} {roles} ({report['users'][user['username']]})")
+    print(f"FAB api-server {'started' if started else 'running'}: {fab.url()} — passwords in "
+          f"{stack.layout.secrets / USERS_FILE}; the default api-server keeps the simple auth manager")
+    return 0
 
 
 def _print_login(stack) -> None:
@@ -125,7 +156,7 @@ def cmd_arm(args) -> int:
             print(f"  {problem}", file=sys.stderr)
         return 1
     print(armed.describe())
-    return 0 if armed.next_run_at else 2
+    return 0 if armed.ok else 2
 
 
 def _public_addresses(layout):
@@ -220,12 +251,18 @@ def build_parser() -> argparse.ArgumentParser:
                                          "the file the dag-processor reads")
     arm_cmd.set_defaults(func=cmd_arm)
     sub.add_parser("wiring", help="stack up + run the wiring DAG through the scheduler").set_defaults(func=cmd_wiring)
+    roles = sub.add_parser("roles", help="start an api-server under the FAB auth manager with the office's roles "
+                                         "(editor, approver, operator, admin) and a user for each")
+    roles.add_argument("--stop", action="store_true", help="stop that api-server")
+    roles.set_defaults(func=cmd_roles)
     rehearsal = sub.add_parser("rehearsal", help="the main job: a full launch dress rehearsal on the embedded stack")
     rehearsal.add_argument("--points", type=int, default=64, help="connection points to stream (default 64)")
     rehearsal.add_argument("--minutes", type=float, default=3.0, help="event length in minutes (default 3)")
     rehearsal.add_argument("--fail-point", metavar="ID", help="a point whose feed is missing at preflight (no-go) "
                                                               "and only starts after T0")
     rehearsal.add_argument("--drop-point", metavar="ID", help="a point whose feed drops in the middle of the event")
+    rehearsal.add_argument("--kill-gateway", action="store_const", const=60.0, help="kill the ingest gateway one "
+                           "minute before T0 and time how long until publishers are accepted again (goal ≤ 5 s)")
     rehearsal.add_argument("--timeout", type=float, default=30.0, help="give up after this many minutes")
     rehearsal.set_defaults(func=cmd_rehearsal)
     for command in (up, rehearsal):

@@ -9,6 +9,9 @@ What it does, in order:
    through the ingest API during the event, stops the feeds at the end;
 4. waits for the wrap-up and prints the summary and the measured figures: go-live call vs T0, per point live
    detection vs T0, publications expected vs made, duplicates counted on the channels themselves.
+
+The portal article goes to the stack's real WordPress 6 (`use_real_wordpress`), and is read back from its REST
+API; the portal sandbox stays for the faults WordPress cannot be made to produce (the contract and hardening tests).
 """
 from __future__ import annotations
 
@@ -18,12 +21,14 @@ import email.header
 import hashlib
 import html
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -33,11 +38,19 @@ import yaml
 from bridgecast.event import StrictYAMLLoader, default_event_path, load_event
 from bridgecast.ingest.assets import INGEST_LANES
 from devstack import synthetic
+from devstack.stack import outage
+from devstack.stack.env import NOT_OURS, connection_fields, sync_connections, write_env_file
 from devstack.stack.manager import Stack
+from devstack.stack.wordpress import WordPressInfo
 
 DAG_ID = "bridgecast_launch"
 PLAN_MARGIN_S = 45  # trigger → plan task done → preflight sensor armed, with room to spare on a busy box
 FEED_SECONDS = 12  # the pre-encoded loop per point
+PORTAL_CONNECTION = "bridgecast_portal"
+# The preflight waits this long for each point's stream (bridgecast.launch.preflight.check_point), and its tasks start
+# up to ~20 s after their time on a loaded 2-core box: a gateway killed inside that window fails the point's check.
+PREFLIGHT_BUSY_S = 30 + 20
+GATEWAY_PROBE_POINT = "gateway-probe"  # the publisher that times the gateway's return (a probe event of its own)
 
 
 @dataclass
@@ -52,6 +65,23 @@ class RehearsalOptions:
     timeout_min: float = 30.0
     kill_program_at_s: float | None = None  # the program feed stops this long after T0 (the slate must take over)
     program_back_after_s: float = 20.0  # … and comes back this long after
+    kill_gateway_before_t0_s: float | None = None  # the ingest gateway is killed (SIGKILL) this long before T0
+
+    def __post_init__(self):
+        busy_until = self.preflight_min * 60 - PREFLIGHT_BUSY_S  # seconds before T0
+        if self.kill_gateway_before_t0_s is not None and self.kill_gateway_before_t0_s > busy_until:
+            raise ValueError(f"a gateway killed {self.kill_gateway_before_t0_s:g} s before T0 falls inside the "
+                             f"preflight (T-{self.preflight_min * 60:g} s, busy for about {PREFLIGHT_BUSY_S} s): kill "
+                             f"it later or put the preflight at least "
+                             f"{math.ceil((self.kill_gateway_before_t0_s + PREFLIGHT_BUSY_S) / 6) / 10:g} min "
+                             f"before T0")
+
+    @classmethod
+    def for_suite(cls, **changes) -> "RehearsalOptions":
+        """The end-to-end suite's 8-point rehearsal (LocalExecutor and Celery alike): Hà Giang late (no-go at
+        preflight, picked up after T0), Hà Nội dropping mid-event, a 1.5-minute event; `changes` add faults."""
+        return replace(cls(points=8, event_minutes=1.5, late_point="ha-giang", drop_point="ha-noi", photos_per_team=2,
+                           timeout_min=20, preflight_min=1.25, live_setup_min=0.6), **changes)
 
 
 def say(text: str) -> None:
@@ -112,6 +142,7 @@ class Publishers:
     def __init__(self, rtmp_base: str, keys: dict, feeds: dict[str, Path], log_dir: Path):
         self.rtmp_base, self.keys, self.feeds, self.log_dir = rtmp_base, keys, feeds, log_dir
         self.procs: dict[str, subprocess.Popen] = {}
+        self.probe: tuple[str, dict, Path] | None = None  # (event id, keys, feed) of the gateway-kill probe
         log_dir.mkdir(parents=True, exist_ok=True)
 
     def start(self, point_id: str) -> None:
@@ -138,6 +169,14 @@ class Publishers:
 
     def running(self) -> int:
         return sum(p.poll() is None for p in self.procs.values())
+
+    def probe_once(self) -> bool:
+        """One second of the probe's feed, as a point's encoder retrying would send it: True if nginx took it."""
+        _, keys, feed = self.probe
+        url = f"{self.rtmp_base}/{GATEWAY_PROBE_POINT}?key={keys['stream_key']}"
+        argv = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-i", str(feed), "-t", "1",
+                "-c", "copy", "-f", "flv", url]
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=60).returncode == 0
 
 
 # --- field teams -------------------------------------------------------------------------------------------------------
@@ -181,9 +220,10 @@ def count_on_channels(stack: Stack, event, expected=None) -> dict:
     launch defines (`bridgecast.launch.publications`): `{"<channel>:<name>": count}`."""
     from bridgecast.launch import publications
 
-    seen = _items_on_channels(stack, event)
+    expected = expected or publications.ALL
+    seen = _items_on_channels(stack, event, [d for d in expected if d.channel == "portal"])
     counts = {}
-    for definition in expected or publications.ALL:
+    for definition in expected:
         if (definition.channel, definition.kind) not in seen:
             raise KeyError(f"the rehearsal cannot count {definition.kind} items on {definition.channel} "
                            f"({definition.key}): add them to _items_on_channels in devstack/rehearsal.py")
@@ -191,10 +231,10 @@ def count_on_channels(stack: Stack, event, expected=None) -> dict:
     return counts
 
 
-def _items_on_channels(stack: Stack, event) -> dict[tuple[str, str], list[str]]:
-    """The titles of what each (channel, kind) holds, read from the sandboxes' own APIs and mailbox."""
+def _items_on_channels(stack: Stack, event, portal_expected=()) -> dict[tuple[str, str], list[str]]:
+    """The titles of what each (channel, kind) holds, read from the channels' own APIs (the fanpage sandbox's Graph
+    API, the portal's WordPress REST API) and the mailbox."""
     from bridgecast.channels.fanpage import FanpageChannel
-    from bridgecast.connections import get_connection
 
     fanpage = FanpageChannel.from_connection(event.channels.fanpage.connection_id,
                                              graph_version=event.channels.fanpage.graph_version)
@@ -202,10 +242,7 @@ def _items_on_channels(stack: Stack, event) -> dict[tuple[str, str], list[str]]:
     def fanpage_items(edge: str, field: str) -> list[dict]:
         return list(fanpage.client.get_all(f"{fanpage.page_id}/{edge}", {"fields": f"id,{field}"}))
 
-    portal = get_connection(event.channels.portal.connection_id)
-    posts = requests.get(f"{portal.base_url()}/wp-json/wp/v2/posts", auth=(portal.login, portal.password),
-                         params={"status": "publish,future,draft", "per_page": 100, "context": "edit"}, timeout=30)
-    posts.raise_for_status()
+    posts = _portal_posts(event, portal_expected)
     subjects = []  # one press kit goes to several outlets in one message: count messages, not recipients
     for eml in (stack.layout.sandboxes / "smtp").rglob("*.eml"):
         message = email.message_from_bytes(eml.read_bytes())
@@ -215,9 +252,105 @@ def _items_on_channels(stack: Stack, event) -> dict[tuple[str, str], list[str]]:
         # a post's message is its title, a blank line, its body
         ("fanpage", "post"): [(p.get("message") or "").split("\n\n", 1)[0] for p in fanpage_items("feed", "message")],
         ("fanpage", "video"): [v.get("title") for v in fanpage_items("videos", "title")],
-        ("portal", "article"): [html.unescape(p["title"].get("raw") or p["title"]["rendered"]) for p in posts.json()],
+        ("portal", "article"): [html.unescape(p["title"].get("raw") or p["title"]["rendered"]) for p in posts],
         ("press", "email"): subjects,
     }
+
+
+def _wordpress(event):
+    """`get(route, **params)` on the portal's WordPress REST API (`/wp-json/wp/v2/<route>`, edit context), through
+    the portal Connection as this process has it."""
+    from bridgecast.connections import get_connection
+
+    portal = get_connection(event.channels.portal.connection_id)
+
+    def get(route: str, **params):
+        answer = requests.get(f"{portal.base_url()}/wp-json/wp/v2/{route}", auth=(portal.login, portal.password),
+                              params={"context": "edit", "per_page": 100, **params}, timeout=30)
+        answer.raise_for_status()
+        return answer.json()
+    return get
+
+
+def _portal_posts(event, expected) -> list[dict]:
+    """Every post (any status but trash) that could be one of `expected`'s: WordPress's own search for each title,
+    and each publication's slug with the `-2`… twins WordPress gives a repeated slug — a second post shows either
+    way, whatever our ledger thinks."""
+    from bridgecast.channels.portal import ALL_STATUSES, TWIN_SLUGS
+
+    get = _wordpress(event)
+    found: dict[int, dict] = {}
+    for definition in expected:
+        slug = definition.publication(event, body="").slug()
+        twins = [slug] + [f"{slug}-{n}" for n in range(2, TWIN_SLUGS + 2)]
+        for post in get("posts", search=definition.title(event), status=ALL_STATUSES) + \
+                get("posts", slug=",".join(twins), status=ALL_STATUSES):
+            found[post["id"]] = post
+    return list(found.values())
+
+
+def portal_article_media(event) -> dict:
+    """The portal article's media as WordPress holds them: every file the article shows (featured image, videos,
+    gallery) looked up by id and fetched from its public address, and any uploaded twice (media slugs are
+    content-addressed, `bc-media-<sha>`: WordPress would name a second upload of one `<slug>-2`)."""
+    import re
+
+    from bridgecast.launch import publications
+
+    get = _wordpress(event)
+    posts = sorted(get("posts", slug=publications.PORTAL_ARTICLE.publication(event, body="").slug(), status="publish"),
+                   key=lambda p: p["id"])
+    if not posts:
+        return {"files": 0, "found": 0, "served": 0, "twins": 0}
+    post = posts[0]
+    ids = {int(i) for i in re.findall(r'<!-- wp:(?:image|video) \{"id":(\d+)', post["content"]["raw"])}
+    ids |= {post["featured_media"]} - {0}
+    media = get("media", include=",".join(map(str, sorted(ids)))) if ids else []
+    served = 0
+    for item in media:
+        with requests.get(item["source_url"], stream=True, timeout=30) as answer:
+            served += answer.status_code == 200 and bool(answer.raw.read(2))
+    slugs = [f"{m['slug']}-2" for m in media]
+    twins = get("media", slug=",".join(slugs)) if slugs else []
+    return {"files": len(ids), "found": len(media), "served": served, "twins": len(twins), "post_id": post["id"],
+            "link": post.get("link")}
+
+
+# --- the portal: the stack's real WordPress ------------------------------------------------------------------------
+def use_real_wordpress(stack: Stack) -> WordPressInfo:
+    """Start the stack's WordPress 6 and point the portal Connection at it: in Airflow's DB (what the tasks use),
+    in this process and in var/stack.env (the rehearsal's own checks, a shell). It stays so after the rehearsal, to
+    look at; the next `up` or `back_to_the_sandbox` puts the generated Connection (the sandbox) back."""
+    started = time.monotonic()
+    was_running = stack.wordpress().running()
+    info = stack.wordpress().start()
+    say(f"WordPress 6 for the portal: {info.base_url} "
+        f"({'running' if was_running else f'started in {time.monotonic() - started:.1f}s'})")
+    fields = dict(conn_type="http", host=info.base_url, login=info.user, password=info.app_password)
+    done = sync_connections(stack.layout, stack.secrets, echo=lambda line: None,
+                            overrides={PORTAL_CONNECTION: fields})[PORTAL_CONNECTION]
+    if done == NOT_OURS:  # made by hand in the UI: the tasks publish where it points, and so the checks read there
+        say(f"{PORTAL_CONNECTION} was made by hand: left as it is, the article goes where it points")
+        return info
+    say(f"{PORTAL_CONNECTION} points at {info.base_url} (Airflow's DB, this process, {stack.layout.env_file.name})")
+    _export_connection(stack, PORTAL_CONNECTION, fields)
+    return info
+
+
+def back_to_the_sandbox(stack: Stack) -> None:
+    """The portal Connection back to the stack's generated one (the sandbox) and WordPress stopped: what the other
+    end-to-end tests of a session expect after a rehearsal."""
+    sync_connections(stack.layout, stack.secrets, echo=lambda line: None)
+    _export_connection(stack, PORTAL_CONNECTION, connection_fields(stack.layout, stack.secrets)[PORTAL_CONNECTION])
+    stack.wordpress().stop()
+
+
+def _export_connection(stack: Stack, conn_id: str, fields: dict) -> None:
+    from bridgecast.connections import env_var
+
+    value = json.dumps(fields, ensure_ascii=False)
+    stack.env[env_var(conn_id)] = os.environ[env_var(conn_id)] = value
+    write_env_file(stack.layout, stack.env)
 
 
 # --- the run ---------------------------------------------------------------------------------------------------------
@@ -231,7 +364,9 @@ def run(stack: Stack, opts: RehearsalOptions) -> "RehearsalResult":
     say("Bringing the embedded stack up…")
     stack.up(echo=lambda line: print(line, flush=True))
     for key, value in stack.env.items():  # this process talks to the stack like a task does
-        os.environ[key] = value
+        if key != "BRIDGECAST_EVENT":  # a test stack's Airflow may read a copy; the rehearsal's base is ours
+            os.environ[key] = value
+    use_real_wordpress(stack)
     api = _api(stack)
     api.wait_for_dag(DAG_ID, timeout_s=180)
     for dag_id in INGEST_LANES:  # both ingest lanes: photos; videos and recording segments
@@ -272,6 +407,11 @@ def run(stack: Stack, opts: RehearsalOptions) -> "RehearsalResult":
         f"event {opts.event_minutes:g} min")
 
     publishers = Publishers(f"rtmp://127.0.0.1:{stack.layout.ports.rtmp}/live", keys, feeds, work / "publishers")
+    if opts.kill_gateway_before_t0_s is not None:  # its own event and point: the rehearsal's points stay untouched
+        probe_event = f"{event.id}-probe"
+        probe_file = issue_point_keys(stack.layout.secrets, probe_event, [GATEWAY_PROBE_POINT])
+        publishers.probe = (probe_event, json.loads(probe_file.read_text())["points"][GATEWAY_PROBE_POINT],
+                            feeds[event.program_point])
     run_id = f"rehearsal__{event.id}__{datetime.now(timezone.utc):%H%M%S}"
     try:
         for point in event.connection_points:
@@ -297,8 +437,14 @@ def run(stack: Stack, opts: RehearsalOptions) -> "RehearsalResult":
     titles = {d.label: d.title(event) for d in expected}
     counts = count_on_channels(stack, event, expected)
     wall = time.monotonic() - wall0
-    figures = measure_live_path(stack, storage, event, opts, result.get("moments", {}))
-    checks = _checks(summary, counts, opts, run_state, wall) + figures["checks"]
+    figures = measure_live_path(stack, storage, event, opts, result.get("moments", {}), result.get("gateway"))
+    article_media = portal_article_media(event)
+    figures["portal_media"] = article_media
+    checks = _checks(summary, counts, opts, run_state, wall) + figures["checks"] + [
+        ("portal article's media on WordPress: all served, none uploaded twice",
+         article_media["files"] > 0 and article_media["served"] == article_media["found"] == article_media["files"]
+         and not article_media["twins"], f"{article_media['served']}/{article_media['files']} files served by "
+                                         f"{_portal_host(event)}; uploaded twice: {article_media['twins']}")]
     _report(checks, result, stack, run_id, work)
     _print_login(stack)
     return RehearsalResult(event_id=event.id, run_id=run_id, titles=titles, summary=summary, counts=counts,
@@ -330,12 +476,21 @@ def _drive(api, run_id: str, event, opts: RehearsalOptions, publishers: Publishe
     t0, end = event.start, event.end
     middle = t0 + (end - t0) / 2
     deadline = time.monotonic() + opts.timeout_min * 60
-    done = {"photos": False, "late": False, "drop": False, "end": False, "kill": False, "back": False}
+    done = {"photos": False, "late": False, "drop": False, "end": False, "kill": False, "back": False,
+            "gateway": False}
     moments: dict[str, datetime] = {}  # when the rehearsal itself started/stopped publishers (publisher's side)
     photos = {}
+    gateway: dict = {}  # the gateway kill: when, how long until publishers were accepted again
     last_states: dict[str, str] = {}
     while True:
         now = datetime.now(timezone.utc)
+        if opts.kill_gateway_before_t0_s is not None and not done["gateway"] and \
+                now >= t0 - timedelta(seconds=opts.kill_gateway_before_t0_s):
+            done["gateway"] = True
+            gateway["preflight_done"] = last_states.get("report_preflight") == "success"
+            gateway["thread"] = threading.Thread(target=_kill_gateway, args=(stack, publishers, t0, gateway),
+                                                 name="gateway-kill", daemon=True)
+            gateway["thread"].start()
         if not done["photos"] and now >= t0 + timedelta(seconds=10):
             done["photos"] = True
             photos = upload_team_photos(f"http://127.0.0.1:{stack.layout.ports.gateway}", keys, list(event.teams),
@@ -376,19 +531,45 @@ def _drive(api, run_id: str, event, opts: RehearsalOptions, publishers: Publishe
                 if state == "failed":  # say why here: CI shows this output, not the task logs
                     say(f"    why: {_why_failed(api, run_id, task)}")
         last_states = states
-        if run["state"] in ("success", "failed"):
-            return {"state": run["state"], "photos": photos, "moments": moments}
-        if time.monotonic() > deadline:
+        if run["state"] in ("success", "failed") or time.monotonic() > deadline:
+            if "thread" in gateway:
+                gateway.pop("thread").join(timeout=90)
+            if run["state"] in ("success", "failed"):
+                return {"state": run["state"], "photos": photos, "moments": moments, "gateway": gateway}
             say(f"timed out after {opts.timeout_min:g} min waiting for the run")
-            return {"state": "timeout", "photos": photos, "moments": moments}
-        time.sleep(1 if kill_at and not done["back"] else 3)
+            return {"state": "timeout", "photos": photos, "moments": moments, "gateway": gateway}
+        pause = 1 if kill_at and not done["back"] else 3
+        if opts.kill_gateway_before_t0_s is not None and not done["gateway"]:  # on the second, not up to 3 s late
+            due = t0 - timedelta(seconds=opts.kill_gateway_before_t0_s) - datetime.now(timezone.utc)
+            pause = max(0.0, min(pause, due.total_seconds()))
+        time.sleep(pause)
+
+
+def _kill_gateway(stack: Stack, publishers: Publishers, t0: datetime, gateway: dict) -> None:
+    """SIGKILL the ingest gateway, then time from the probe publisher's side until nginx accepts publishers again
+    (the stack's supervisor restarts the gateway). The points already live keep streaming: nginx asks the gateway
+    only when a publish starts or ends."""
+    try:
+        killed_at = outage.kill(stack, ["ingest-gateway"])
+        gateway["killed_at"] = killed_at
+        gateway["before_t0_s"] = round(t0.timestamp() - killed_at, 3)
+        say(f"ingest gateway killed (SIGKILL) at T-{gateway['before_t0_s']:g} s (preflight "
+            f"{'finished' if gateway['preflight_done'] else 'NOT finished yet'})")
+        gateway["back_s"] = round(outage.accepted_again_after(
+            stack, killed_at, publishers.probe_once, event_id=publishers.probe[0], point_id=GATEWAY_PROBE_POINT), 3)
+        say(f"ingest gateway back: publishers accepted again {gateway['back_s']} s after the kill")
+    except Exception as exc:  # noqa: BLE001 - reported as a failed figure, the rehearsal goes on
+        gateway["error"] = f"{type(exc).__name__}: {exc}"
+        say(f"gateway kill: {gateway['error']}")
 
 
 # --- the live path, measured from the publishers' side and at the fanpage sandbox -----------------------------------
-def measure_live_path(stack: Stack, storage, event, opts: RehearsalOptions, moments: dict) -> dict:
+def measure_live_path(stack: Stack, storage, event, opts: RehearsalOptions, moments: dict,
+                      gateway: dict | None = None) -> dict:
     """T0 → the sandbox's live on air with program frames; detection latency of the late point and of the drop
     (publisher started/stopped by this rehearsal → the monitor's record); slate on the live after the program feed
-    was killed (a new sender at the sandbox, checked by a frame of its recording against the rendered slate)."""
+    was killed (a new sender at the sandbox, checked by a frame of its recording against the rendered slate); the
+    gateway killed before T0 → publishers accepted again (`_kill_gateway`)."""
     from bridgecast.objects import launch_key
 
     live = _sandbox_live(stack, storage, event)
@@ -421,7 +602,19 @@ def measure_live_path(stack: Stack, storage, event, opts: RehearsalOptions, mome
                                   bool(after) and after[0] - killed <= 10 and figures["slate_frame_matches"],
                                   f"{figures['slate_after_kill_s']} s; recorded frame is the slate: "
                                   f"{figures['slate_frame_matches']}"))
+    if opts.kill_gateway_before_t0_s is not None:
+        gateway = gateway or {}
+        back = figures["gateway_back_s"] = gateway.get("back_s")
+        figures["checks"].append((f"gateway killed at T-{opts.kill_gateway_before_t0_s:g} s → publishers accepted "
+                                  f"again ≤ {outage.GOAL_S:g} s", back is not None and back <= outage.GOAL_S,
+                                  f"{back} s" if back is not None else gateway.get("error", "not killed")))
     return figures
+
+
+def _portal_host(event) -> str:
+    from bridgecast.connections import get_connection
+
+    return get_connection(event.channels.portal.connection_id).base_url()
 
 
 def _sandbox_live(stack: Stack, storage, event) -> dict | None:
@@ -548,7 +741,7 @@ def _report(checks: list, result: dict, stack: Stack, run_id: str, work: Path) -
     print("Where to look:")
     print(f"  Airflow run     http://127.0.0.1:{ports.airflow}/dags/{DAG_ID}/runs/{run_id}")
     print(f"  fanpage sandbox http://127.0.0.1:{ports.fanpage}/   (the Page as published, live status)")
-    print(f"  portal sandbox  http://127.0.0.1:{ports.portal}/")
+    print(f"  portal          http://127.0.0.1:{ports.wordpress}/   (the stack's WordPress 6, as published)")
     print(f"  press mailbox   {stack.layout.sandboxes / 'smtp'}")
     print(f"  recap video     {work / 'recap.mp4'}")
     print(f"  summary         {work / 'summary.md'}  (and s3://bridgecast/{work.name}/_launch/)")
@@ -557,7 +750,8 @@ def _report(checks: list, result: dict, stack: Stack, run_id: str, work: Path) -
 
 def main_options(args) -> RehearsalOptions:
     return RehearsalOptions(points=args.points, event_minutes=args.minutes, late_point=args.fail_point,
-                            drop_point=args.drop_point, timeout_min=args.timeout)
+                            drop_point=args.drop_point, timeout_min=args.timeout,
+                            kill_gateway_before_t0_s=getattr(args, "kill_gateway", None))
 
 
 if __name__ == "__main__":  # pragma: no cover - use `./bridgecast rehearsal`

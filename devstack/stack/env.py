@@ -132,6 +132,8 @@ def stack_env(layout: Layout, secrets: dict | None = None) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": _dag_bundles(),
         **connections(layout, secrets),  # for the processes outside Airflow; Airflow's get `without_connections`
     }
+    if os.environ.get("BRIDGECAST_EVENT"):  # the event file the launch DAG and the board read (config/event.yaml)
+        env["BRIDGECAST_EVENT"] = str(Path(os.environ["BRIDGECAST_EVENT"]).resolve())
     return env
 
 
@@ -152,7 +154,8 @@ def write_env_file(layout: Layout, env: dict[str, str]) -> Path:
 
 
 # --- Connections in Airflow's metadata DB ----------------------------------------------------------------------
-def sync_connections(layout: Layout, secrets: dict, echo=print) -> dict[str, str]:
+def sync_connections(layout: Layout, secrets: dict, echo=print, overrides: dict[str, dict] | None = None
+                     ) -> dict[str, str]:
     """Write the stack's Connections into Airflow's metadata DB through the REST API (as the UI would), before the
     scheduler runs a task. Idempotent, and an edit made in the UI wins:
     - missing → created (also after someone deleted it: that is how to get the generated one back);
@@ -160,13 +163,15 @@ def sync_connections(layout: Layout, secrets: dict, echo=print) -> dict[str, str
     - present, and the stack's own value changed since (another port base, renewed var/secrets) → rewritten: the
       old value points at ports or secrets that no longer exist;
     - present but never written by this stack (made by hand) → left alone.
+    `overrides` ({conn_id: fields}) replace generated values and are recorded as the stack's own, so the next plain
+    sync puts the generated ones back (a rehearsal points bridgecast_portal at the stack's WordPress this way).
     Returns {conn_id: what was done}."""
     api = AirflowAPI(f"http://127.0.0.1:{layout.ports.airflow}", "bridgecast-service",
                      airflow_passwords(layout, secrets)["bridgecast-service"])
     written_path = layout.secrets / _WRITTEN_FILE
     written = json.loads(written_path.read_text()) if written_path.exists() else {}
     done = {}
-    for conn_id, fields in connection_fields(layout, secrets).items():
+    for conn_id, fields in {**connection_fields(layout, secrets), **(overrides or {})}.items():
         body = _rest_body(conn_id, fields)
         fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         done[conn_id] = _apply(api, conn_id, body, fingerprint, written.get(conn_id))

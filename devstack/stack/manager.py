@@ -16,6 +16,7 @@ from bridgecast.ingest.keys import issue_point_keys
 from devstack.stack.secrets import stack_secrets
 from devstack.stack.services import (IngestGateway, Nginx, Postgres, PythonServer, SeaweedFS, Service, Supervisor,
                                      airflow_components)
+from devstack.stack.wordpress import WordPress
 
 
 @dataclass
@@ -67,6 +68,12 @@ class Stack:
                          health_path=None, args=[*host, "--port", str(ports.smtp), "--data", str(box / "smtp")]),
         ]
 
+    def wordpress(self) -> WordPress:
+        """The stack's real WordPress 6 (Debian's packages; state in var/wordpress): where rehearsals publish the
+        portal article. Started on demand (`devstack.rehearsal.use_real_wordpress`), stopped by `down`; the portal
+        sandbox stays, for the faults WordPress cannot be made to produce."""
+        return WordPress(self.layout.var / "wordpress", self.layout.ports.wordpress)
+
     def up(self, echo=print) -> dict[str, float]:
         """Start what is not running; returns seconds spent per service started."""
         claim_mode(self.layout, self.executor)
@@ -93,6 +100,9 @@ class Stack:
             if service.stop():
                 stopped.append(service.name)
                 echo(f"  {service.name:<22} stopped")
+        for name in self.wordpress().stop():
+            stopped.append(f"wordpress-{name}")
+            echo(f"  {'wordpress-' + name:<22} stopped")
         return stopped
 
     def status(self) -> dict[str, bool]:

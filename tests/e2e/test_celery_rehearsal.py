@@ -9,7 +9,6 @@ and BRIDGECAST_TEST_CELERY_PORT_BASE (default BRIDGECAST_TEST_PORT_BASE + 1000).
 from __future__ import annotations
 
 import os
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -28,17 +27,9 @@ WORKER_OF_QUEUE = {"default": "worker-default", "live": "worker-default", "media
 
 
 @pytest.fixture(scope="module")
-def celery_stack():
-    from devstack.stack.manager import Stack
-
-    saved = dict(os.environ)  # the rehearsal driver exports the stack's environment into this process
-    stack = Stack.from_env(var=CELERY_VAR, port_base=CELERY_PORT_BASE, executor="celery")
-    stack.up(echo=lambda line: print(line, file=sys.stderr))
-    yield stack
-    os.environ.clear()
-    os.environ.update(saved)
-    if os.environ.get("BRIDGECAST_KEEP_TEST_STACK") != "1":
-        stack.down(echo=lambda line: None)
+def celery_stack(start_stack):
+    with start_stack(CELERY_VAR, CELERY_PORT_BASE, executor="celery") as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +44,7 @@ def api(celery_stack):
 @pytest.fixture(scope="module")
 def rehearsal(celery_stack):
     started_at = time.time()
-    result = run(celery_stack, RehearsalOptions(points=8, event_minutes=1.5, late_point="ha-giang",
-                                                drop_point="ha-noi", photos_per_team=2, timeout_min=20,
-                                                preflight_min=1.25, live_setup_min=0.6))
+    result = run(celery_stack, RehearsalOptions.for_suite())  # the LocalExecutor test's, without its faults
     result.started_at = started_at
     return result
 
