@@ -4,19 +4,18 @@ can play a point's stream (a client from 127.0.0.2 stands in for "another machin
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
 
 import pytest
-import requests
+
+from devstack.stack import outage
 from hardening_kit import EVENT_ID, iso_seconds, publish, start_publisher, stop, tcp_relay, wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(600)]
 
-GOAL_S = 5.0
+GOAL_S = outage.GOAL_S
 
 
 def _alerts_since(stack, since: float) -> list[dict]:
@@ -26,30 +25,12 @@ def _alerts_since(stack, since: float) -> list[dict]:
 
 
 def _kill_and_measure(kit, stack, service_names: list[str], point: str) -> float:
-    pids = []
-    for name in service_names:
-        pid = next(s for s in stack.services() if s.name == name).pidfile.read()
-        assert pid, f"{name} is not running"
-        pids.append(pid)
+    """The rehearsal's measure (devstack.stack.outage): SIGKILL, a point's encoder retrying as OBS/vMix do, the
+    seconds to the gateway's own record of the publish it accepted."""
     key = kit.keys(point)["stream_key"]
-    killed_at = time.time()
-    for pid in pids:
-        os.killpg(pid, signal.SIGKILL)  # the whole group: nginx's workers would otherwise go on serving
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # a point's encoder retrying, as OBS/vMix do
-        if publish(kit.rtmp_url(point, f"key={key}"), seconds=1).returncode == 0:
-            break
-    else:
-        pytest.fail(f"no publish accepted within 60 s of killing {' and '.join(service_names)}")
-
-    def accepted_at():  # when the gateway took it (the upload API may still be starting: it comes second)
-        try:
-            since = iso_seconds(kit.live_point(point)["live_since"])
-        except requests.ConnectionError:
-            return None
-        return since if since > killed_at else None
-
-    return wait_for(accepted_at, timeout_s=30, what="the gateway to report the accepted publish") - killed_at
+    return outage.kill_and_time_recovery(
+        stack, service_names, lambda: publish(kit.rtmp_url(point, f"key={key}"), seconds=1).returncode == 0,
+        event_id=EVENT_ID, point_id=point)
 
 
 @pytest.mark.parametrize("killed, point", [(["ingest-gateway"], "bac-giang"), (["nginx"], "hung-yen"),
