@@ -197,7 +197,8 @@ def create_app(board: Board | None = None, *, access=None, thumbnailer: bool = T
         _calendar_routes(app, board, agenda)
     from bridgecast.board.steer import steering_routes
 
-    steering_routes(app, board, event_of=_event, session_dependency=_session_dependency(), require_steer=access)
+    steering_routes(app, board, event_of=_event, run_of=latest_run_of, session_dependency=_session_dependency(),
+                    require_steer=access)
     return app
 
 
@@ -252,7 +253,7 @@ def gather(board: Board, session, *, event_id: str | None = None, run_id: str | 
     errors: dict[str, str] = {}
     run = None
     try:
-        run = server.launch_run(session, run_id) if run_id or not event_id else None
+        run = server.launch_run(session, run_id) if run_id or not event_id else latest_run_of(board, session, event_id)
         paused = server.launch_dag_paused(session)
     except Exception as exc:  # noqa: BLE001 - the metadata DB is Airflow's; report, don't crash the board
         errors["airflow"], paused = f"{type(exc).__name__}: {exc}"[:200], None
@@ -277,6 +278,16 @@ def gather(board: Board, session, *, event_id: str | None = None, run_id: str | 
         except SourceError as exc:
             errors.setdefault(name, str(exc))
     return facts
+
+
+def latest_run_of(board: Board, session, event_id: str):
+    """The latest launch run if it runs `event_id` (a board opened for an event — the alert mails' link — shows
+    that event's run), else None."""
+    run = server.launch_run(session)
+    try:
+        return run if run is not None and _event(board, None, run).id == event_id else None
+    except HTTPException:  # the run's event cannot be read: the board still shows the event asked for
+        return None
 
 
 def _event(board: Board, event_id: str | None, run) -> Event:

@@ -47,10 +47,11 @@ def _user_dependency():
     return get_user
 
 
-def steering_routes(app: FastAPI, board, *, event_of, session_dependency, require_steer=None,
+def steering_routes(app: FastAPI, board, *, event_of, run_of, session_dependency, require_steer=None,
                     user_dependency=None, clear_waits=None) -> None:
-    """`event_of(board, event_id, run)` is the board's event lookup; `clear_waits(request, run_id, task_ids,
-    note)` clears tasks of the launch run (Airflow's REST API with the caller's token by default)."""
+    """`event_of(board, event_id, run)` is the board's event lookup, `run_of(board, session, event_id)` the latest
+    launch run of an event; `clear_waits(request, run_id, task_ids, note)` clears tasks of the launch run
+    (Airflow's REST API with the caller's token by default)."""
     clear_waits = clear_waits or clear_waits_through_airflow
 
     @app.get("/api/steering")
@@ -71,7 +72,7 @@ def steering_routes(app: FastAPI, board, *, event_of, session_dependency, requir
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             raise HTTPException(415, "Lệnh điều khiển phải gửi dạng JSON từ bảng theo dõi.")
         shown = event_of(board, body.event, _run(session) if not body.event else None)
-        run = _launch_run_of(board, event_of, session, shown)
+        run = _active(_guarded(lambda: run_of(board, session, shown.id)))
         storage, now = board.sources.storage, datetime.now(timezone.utc)
         before = steering.load(storage, shown.id)
         planned = steering.Times(shown.start, shown.end, shown.program_point)
@@ -113,20 +114,20 @@ def _answer(event, record: steering.Steering, entries: list[dict]) -> dict:
 
 
 def _run(session):
+    return _guarded(lambda: server.launch_run(session))
+
+
+def _guarded(read):
     try:
-        return server.launch_run(session)
+        return read()
     except Exception as exc:  # noqa: BLE001 - the metadata DB is Airflow's; without it nothing can be steered safely
         raise HTTPException(503, f"Không đọc được lượt chạy của {server.LAUNCH_DAG_ID}: {type(exc).__name__}") \
             from None
 
 
-def _launch_run_of(board, event_of, session, event) -> object | None:
-    """The latest launch run, if it runs `event` (a rehearsal's conf names its event copy; the morning's run
-    runs the configured event)."""
-    run = _run(session)
-    if run is None or run.state not in ("queued", "running"):
-        return None
-    return run if event_of(board, None, run).id == event.id else None
+def _active(run):
+    """The run, if it is still going (its waits are what a moved time must wake)."""
+    return run if run is not None and run.state in ("queued", "running") else None
 
 
 def _waiting(session, run_id: str) -> list[str]:

@@ -73,3 +73,16 @@ def test_switching_the_program_point_clears_no_wait_and_a_form_post_is_not_a_com
     assert steer.cleared == []
     forged = steer.client.post("/api/steer", data={"action": "end_early"})
     assert forged.status_code in (415, 422)
+
+
+def test_a_board_opened_for_an_event_shows_that_events_latest_run(monkeypatch):
+    """The alert mails link the board with ?event=: it must still show the run under way, not "no run"."""
+    from bridgecast.board import app as board_app
+    from bridgecast.board import server
+
+    run = server.LaunchRun("scheduled__2020", "running", {})  # no conf: the configured event's run
+    monkeypatch.setattr(server, "launch_run", lambda session, run_id=None: run)
+    monkeypatch.setattr(board_app, "_file_event", lambda board, path: EVENT)
+    board = board_app.Board(sources_factory=lambda: SimpleNamespace(storage=None))
+    assert board_app.latest_run_of(board, None, EVENT.id) is run
+    assert board_app.latest_run_of(board, None, "another-event") is None
