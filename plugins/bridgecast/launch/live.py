@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from bridgecast.channels.base import Channel, HealthReport, Publication, RejectedInput, RemoteRef
 from bridgecast.launch import publications as defs

@@ -3,7 +3,7 @@ decision is recorded with who took it, a refused one says why in Vietnamese, and
 wake are cleared for the running launch only."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
