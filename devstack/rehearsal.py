@@ -10,8 +10,8 @@ What it does, in order:
 4. waits for the wrap-up and prints the summary and the measured figures: go-live call vs T0, per point live
    detection vs T0, publications expected vs made, duplicates counted on the channels themselves.
 
-The portal article goes to the stack's real WordPress 6 (`use_real_wordpress`), and is read back from its REST
-API; the portal sandbox stays for the faults WordPress cannot be made to produce (the contract and hardening tests).
+The portal article goes to the stack's real WordPress 6 (started by `up`), and is read back from its REST API; the
+portal sandbox stays for the faults WordPress cannot be made to produce (the contract and hardening tests).
 """
 from __future__ import annotations
 
@@ -39,9 +39,7 @@ from bridgecast.event import StrictYAMLLoader, default_event_path, load_event
 from bridgecast.ingest.assets import INGEST_LANES
 from devstack import synthetic
 from devstack.stack import outage
-from devstack.stack.env import NOT_OURS, connection_fields, sync_connections, write_env_file
 from devstack.stack.manager import Stack
-from devstack.stack.wordpress import WordPressInfo
 
 DAG_ID = "bridgecast_launch"
 PLAN_MARGIN_S = 45  # trigger → plan task done → preflight sensor armed, with room to spare on a busy box
@@ -317,40 +315,13 @@ def portal_article_media(event) -> dict:
 
 
 # --- the portal: the stack's real WordPress ------------------------------------------------------------------------
-def use_real_wordpress(stack: Stack) -> WordPressInfo:
-    """Start the stack's WordPress 6 and point the portal Connection at it: in Airflow's DB (what the tasks use),
-    in this process and in var/stack.env (the rehearsal's own checks, a shell). It stays so after the rehearsal, to
-    look at; the next `up` or `back_to_the_sandbox` puts the generated Connection (the sandbox) back."""
-    started = time.monotonic()
-    was_running = stack.wordpress().running()
-    info = stack.wordpress().start()
-    say(f"WordPress 6 for the portal: {info.base_url} "
-        f"({'running' if was_running else f'started in {time.monotonic() - started:.1f}s'})")
-    fields = dict(conn_type="http", host=info.base_url, login=info.user, password=info.app_password)
-    done = sync_connections(stack.layout, stack.secrets, echo=lambda line: None,
-                            overrides={PORTAL_CONNECTION: fields})[PORTAL_CONNECTION]
-    if done == NOT_OURS:  # made by hand in the UI: the tasks publish where it points, and so the checks read there
-        say(f"{PORTAL_CONNECTION} was made by hand: left as it is, the article goes where it points")
-        return info
-    say(f"{PORTAL_CONNECTION} points at {info.base_url} (Airflow's DB, this process, {stack.layout.env_file.name})")
-    _export_connection(stack, PORTAL_CONNECTION, fields)
-    return info
+def say_where_the_portal_is(stack: Stack) -> None:
+    """`up` runs the stack's WordPress 6 and the generated portal Connection points at it: the tasks publish there
+    (Connection from Airflow's DB) and the rehearsal's checks read there (from the stack's env)."""
+    from bridgecast.connections import get_connection
 
-
-def back_to_the_sandbox(stack: Stack) -> None:
-    """The portal Connection back to the stack's generated one (the sandbox) and WordPress stopped: what the other
-    end-to-end tests of a session expect after a rehearsal."""
-    sync_connections(stack.layout, stack.secrets, echo=lambda line: None)
-    _export_connection(stack, PORTAL_CONNECTION, connection_fields(stack.layout, stack.secrets)[PORTAL_CONNECTION])
-    stack.wordpress().stop()
-
-
-def _export_connection(stack: Stack, conn_id: str, fields: dict) -> None:
-    from bridgecast.connections import env_var
-
-    value = json.dumps(fields, ensure_ascii=False)
-    stack.env[env_var(conn_id)] = os.environ[env_var(conn_id)] = value
-    write_env_file(stack.layout, stack.env)
+    say(f"portal ({PORTAL_CONNECTION}): {get_connection(PORTAL_CONNECTION).host} (the stack's WordPress 6, "
+        f"{stack.wordpress().base_url})")
 
 
 # --- the run ---------------------------------------------------------------------------------------------------------
@@ -366,7 +337,7 @@ def run(stack: Stack, opts: RehearsalOptions) -> "RehearsalResult":
     for key, value in stack.env.items():  # this process talks to the stack like a task does
         if key != "BRIDGECAST_EVENT":  # a test stack's Airflow may read a copy; the rehearsal's base is ours
             os.environ[key] = value
-    use_real_wordpress(stack)
+    say_where_the_portal_is(stack)
     api = _api(stack)
     api.wait_for_dag(DAG_ID, timeout_s=180)
     for dag_id in INGEST_LANES:  # both ingest lanes: photos; videos and recording segments

@@ -21,6 +21,7 @@ from bridgecast.airflow_api import AirflowAPI, AirflowAPIError
 from bridgecast.connections import env_var
 from devstack.stack.layout import REPO, Layout
 from devstack.stack.secrets import stack_secrets
+from devstack.stack.wordpress import WordPress
 
 BUCKET = "bridgecast"
 AIRFLOW_USERS = {"admin": "admin", "approver": "op", "bridgecast-service": "admin"}
@@ -39,9 +40,7 @@ def connection_fields(layout: Layout, secrets: dict) -> dict[str, dict]:
         "bridgecast_s3": dict(
             conn_type="aws", login=secrets["s3_access_key"], password=secrets["s3_secret_key"],
             extra={"endpoint_url": f"http://127.0.0.1:{p.s3}", "region_name": "us-east-1", "bucket": BUCKET}),
-        "bridgecast_portal": dict(
-            conn_type="http", host=f"http://127.0.0.1:{p.portal}", login="bridgecast",
-            password=secrets["portal_app_password"]),
+        "bridgecast_portal": portal_connection_fields(layout),
         "bridgecast_fanpage": dict(
             conn_type="http", host=f"http://127.0.0.1:{p.fanpage}", password=secrets["fanpage_page_token"],
             extra={"page_id": secrets["fanpage_page_id"]}),
@@ -53,6 +52,17 @@ def connection_fields(layout: Layout, secrets: dict) -> dict[str, dict]:
             conn_type="http", host=f"http://127.0.0.1:{p.airflow}", login="bridgecast-service",
             password=secrets["airflow_service_password"]),
     }
+
+
+def portal_connection_fields(layout: Layout) -> dict:
+    """The portal is the stack's real WordPress 6 (`Stack.wordpress()`), with the Application Password WordPress
+    made when it was installed (var/wordpress/credentials.json). Before the first `up` installed it there is no
+    password yet: `up` starts WordPress before it writes the env file and Airflow's Connections. (The portal
+    sandbox runs beside it only for the faults WordPress cannot be made to produce.)"""
+    site = WordPress(layout.wordpress, layout.ports.wordpress)
+    info = site.info() if site.credentials_file.exists() else None
+    return dict(conn_type="http", host=site.base_url, login=info.user if info else site.user,
+                password=info.app_password if info else "")
 
 
 def ingest_connection_fields(layout: Layout, admin_token: str) -> dict:
@@ -154,8 +164,7 @@ def write_env_file(layout: Layout, env: dict[str, str]) -> Path:
 
 
 # --- Connections in Airflow's metadata DB ----------------------------------------------------------------------
-def sync_connections(layout: Layout, secrets: dict, echo=print, overrides: dict[str, dict] | None = None
-                     ) -> dict[str, str]:
+def sync_connections(layout: Layout, secrets: dict, echo=print) -> dict[str, str]:
     """Write the stack's Connections into Airflow's metadata DB through the REST API (as the UI would), before the
     scheduler runs a task. Idempotent, and an edit made in the UI wins:
     - missing → created (also after someone deleted it: that is how to get the generated one back);
@@ -163,15 +172,13 @@ def sync_connections(layout: Layout, secrets: dict, echo=print, overrides: dict[
     - present, and the stack's own value changed since (another port base, renewed var/secrets) → rewritten: the
       old value points at ports or secrets that no longer exist;
     - present but never written by this stack (made by hand) → left alone.
-    `overrides` ({conn_id: fields}) replace generated values and are recorded as the stack's own, so the next plain
-    sync puts the generated ones back (a rehearsal points bridgecast_portal at the stack's WordPress this way).
     Returns {conn_id: what was done}."""
     api = AirflowAPI(f"http://127.0.0.1:{layout.ports.airflow}", "bridgecast-service",
                      airflow_passwords(layout, secrets)["bridgecast-service"])
     written_path = layout.secrets / _WRITTEN_FILE
     written = json.loads(written_path.read_text()) if written_path.exists() else {}
     done = {}
-    for conn_id, fields in {**connection_fields(layout, secrets), **(overrides or {})}.items():
+    for conn_id, fields in connection_fields(layout, secrets).items():
         body = _rest_body(conn_id, fields)
         fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         done[conn_id] = _apply(api, conn_id, body, fingerprint, written.get(conn_id))

@@ -94,6 +94,10 @@ class Layout:
         return self.var / "sandboxes"
 
     @property
+    def wordpress(self) -> Path:  # the stack's WordPress: MariaDB data, php-fpm/nginx config, credentials.json
+        return self.var / "wordpress"
+
+    @property
     def env_file(self) -> Path:
         return self.var / "stack.env"
 

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 from bridgecast.event import default_event_path, load_event
 from devstack.stack.celery import celery_env, celery_services, choose_executor, claim_mode
-from devstack.stack.env import stack_env, sync_connections, write_env_file
+from devstack.stack.env import connections, stack_env, sync_connections, write_env_file
 from devstack.stack.layout import Layout
 from bridgecast.ingest.keys import issue_point_keys
 from devstack.stack.secrets import stack_secrets
-from devstack.stack.services import (IngestGateway, Nginx, Postgres, PythonServer, SeaweedFS, Service, Supervisor,
-                                     airflow_components)
+from devstack.stack.services import (IngestGateway, Nginx, PortalWordPress, Postgres, PythonServer, SeaweedFS, Service,
+                                     Supervisor, airflow_components)
 from devstack.stack.wordpress import WordPress
 
 
@@ -41,16 +41,17 @@ class Stack:
         args = (self.layout, self.env, self.secrets)
         broker, workers = celery_services(*args) if every_mode or self.executor == "celery" else ([], [])
         # The supervisor comes last: started once everything it watches is up, stopped first by `down`.
-        return [Postgres(*args), *broker, SeaweedFS(*args), IngestGateway(*args), Nginx(*args), *self.sandboxes(),
-                *airflow_components(*args), *workers, Supervisor(*args)]
+        return [Postgres(*args), *broker, SeaweedFS(*args), IngestGateway(*args), Nginx(*args),
+                PortalWordPress(*args), *self.sandboxes(), *airflow_components(*args), *workers, Supervisor(*args)]
 
     def supervised(self) -> list[Service]:
         """What must come back by itself within seconds: nginx refuses every publisher while either is down."""
         return [s for s in self.services() if s.name in SUPERVISED]
 
     def sandboxes(self) -> list[Service]:
-        """Stand-ins for the fanpage (Graph API contract), the portal (WordPress REST) and the press mailbox.
-        Credentials reach them from var/secrets or the Connections in the env, never argv."""
+        """Stand-ins for the fanpage (Graph API contract) and the press mailbox, and the portal sandbox (WordPress's
+        REST contract with fault knobs, for the faults the real WordPress cannot be made to produce). Credentials
+        reach them from var/secrets or the Connections in the env, never argv."""
         args = (self.layout, self.env, self.secrets)
         ports, box = self.layout.ports, self.layout.sandboxes
         host = ["--host", "127.0.0.1"]
@@ -61,18 +62,20 @@ class Stack:
                                "--rtmp-base", f"rtmps://127.0.0.1:{ports.rtmps}/fblive",
                                "--secrets-file", str(self.layout.secrets / "stack.json"),
                                "--record-dir", str(self.layout.recordings / "fblive")]),
+            # Its own login (the portal Connection is the stack's WordPress): for the contract and fault tests
             PythonServer(*args, name="portal-sandbox", module="devstack.sandboxes.portal", port=ports.portal,
                          health_path="/wp-json/",
-                         args=[*host, "--port", str(ports.portal), "--data", str(box / "portal")]),
+                         args=[*host, "--port", str(ports.portal), "--data", str(box / "portal"),
+                               "--user", "bridgecast"],
+                         extra_env={"BRIDGECAST_PORTAL_APP_PASSWORD": self.secrets["portal_app_password"]}),
             PythonServer(*args, name="press-mailbox", module="devstack.sandboxes.smtp", port=ports.smtp,
                          health_path=None, args=[*host, "--port", str(ports.smtp), "--data", str(box / "smtp")]),
         ]
 
     def wordpress(self) -> WordPress:
-        """The stack's real WordPress 6 (Debian's packages; state in var/wordpress): where rehearsals publish the
-        portal article. Started on demand (`devstack.rehearsal.use_real_wordpress`), stopped by `down`; the portal
-        sandbox stays, for the faults WordPress cannot be made to produce."""
-        return WordPress(self.layout.var / "wordpress", self.layout.ports.wordpress)
+        """The stack's real WordPress 6 (Debian's packages; state in var/wordpress), started by `up`: the portal
+        Connection points at it (`devstack.stack.env.portal_connection_fields`)."""
+        return WordPress(self.layout.wordpress, self.layout.ports.wordpress)
 
     def up(self, echo=print) -> dict[str, float]:
         """Start what is not running; returns seconds spent per service started."""
@@ -89,6 +92,10 @@ class Stack:
                 timings[service.name] = time.monotonic() - t0
             echo(f"  {service.name:<22} {'started' if started else 'running'}  {service.url()}"
                  + (f"  ({timings[service.name]:.1f}s)" if started else ""))
+            if service.name == "wordpress":
+                # Installed now if it was not: the portal Connection gets the Application Password WordPress made
+                self.env.update(connections(self.layout, self.secrets))
+                write_env_file(self.layout, self.env)
             if service.name == "airflow-api-server":
                 # Tasks read the Connections from Airflow's DB: written before the scheduler can run one
                 sync_connections(self.layout, self.secrets, echo)
@@ -100,9 +107,6 @@ class Stack:
             if service.stop():
                 stopped.append(service.name)
                 echo(f"  {service.name:<22} stopped")
-        for name in self.wordpress().stop():
-            stopped.append(f"wordpress-{name}")
-            echo(f"  {'wordpress-' + name:<22} stopped")
         return stopped
 
     def status(self) -> dict[str, bool]:

@@ -19,6 +19,7 @@ import requests
 from devstack.stack.env import AIRFLOW_USERS, BUCKET, airflow_passwords, without_connections
 from devstack.stack.layout import REPO, Layout
 from devstack.stack.process import PidFile, ServiceDied, spawn, stop_group, wait_until
+from devstack.stack.wordpress import WordPress
 
 IS_ROOT = os.geteuid() == 0
 
@@ -385,14 +386,42 @@ class Supervisor(Service):
         return f"watching ingest-gateway, nginx · alerts in {self.log_path}"
 
 
+class PortalWordPress(Service):
+    """The portal: the stack's real WordPress 6 (Debian's MariaDB, php-fpm and nginx; devstack/stack/wordpress.py),
+    installed on its first start. Its three processes keep their own pid files under var/wordpress."""
+
+    name = "wordpress"
+
+    def __init__(self, layout, env, secrets):
+        super().__init__(layout, env, secrets)
+        self.site = WordPress(layout.wordpress, layout.ports.wordpress)
+        self.log_path = self.site.log_dir / "nginx-error.log"
+
+    def running(self) -> bool:
+        return self.site.running()
+
+    def launch(self) -> None:
+        self.site.start()  # starts what is not running, waits for the REST API, installs on first start
+
+    def stop(self) -> bool:
+        return bool(self.site.stop())
+
+    def url(self) -> str:
+        return self.site.base_url + "/"
+
+
 class PythonServer(Service):
     """One of our own small servers, run as `python -m <module> ...` from the venv."""
 
     def __init__(self, layout, env, secrets, *, name: str, module: str, args: list[str], port: int,
-                 health_path: str | None = "/"):
+                 health_path: str | None = "/", extra_env: dict[str, str] | None = None):
         self.name = name
         super().__init__(layout, env, secrets)
         self.module, self.args, self.port, self.health_path = module, args, port, health_path
+        self.extra_env = extra_env or {}  # this server's own secrets: the environment, never argv
+
+    def full_env(self) -> dict[str, str]:
+        return {**super().full_env(), **self.extra_env}
 
     def launch(self) -> None:
         spawn([sys.executable, "-m", self.module, *self.args], pidfile=self.pidfile, log_path=self.log_path,

@@ -45,7 +45,7 @@ def set_password(api: AirflowAPI, password: str) -> None:
 
 
 def test_a_connection_password_printed_by_a_task_shows_masked_in_its_log(stack, connections_dag):
-    password = stack.secrets["portal_app_password"]
+    password = stack.wordpress().info().app_password
     run_id = run_dag(connections_dag)
 
     log = task_log(connections_dag, run_id, "print_connection_secret")
@@ -58,7 +58,7 @@ def test_a_connection_password_printed_by_a_task_shows_masked_in_its_log(stack, 
 
 
 def test_a_connection_edited_through_the_rest_api_is_the_one_the_next_task_uses(stack, connections_dag):
-    password = stack.secrets["portal_app_password"]
+    password = stack.wordpress().info().app_password
     wrong = f"wrong-{uuid.uuid4().hex}"
     set_password(connections_dag, wrong)
     try:
@@ -92,7 +92,7 @@ def test_up_keeps_a_ui_edit_restores_a_deleted_connection_and_follows_its_own_ch
         extra = json.loads(airflow_api.request("GET", "/api/v2/connections/bridgecast_fanpage")["extra"])
         assert extra["page_id"] == renewed["fanpage_page_id"]
     finally:
-        set_password(airflow_api, stack.secrets["portal_app_password"])
+        set_password(airflow_api, stack.wordpress().info().app_password)
         back = sync_connections(stack.layout, stack.secrets, echo=lambda _line: None)
     assert back["bridgecast_fanpage"] == UPDATED and back[CONN] == KEPT
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from bridgecast.launch import publications
-from devstack.rehearsal import DAG_ID, RehearsalOptions, back_to_the_sandbox, count_on_channels, run
+from devstack.rehearsal import DAG_ID, RehearsalOptions, count_on_channels, run
 
 PUBLISH_TASKS = ["publish_portal_article", "publish_fanpage_post", "send_press_kit", "create_live_video"]
 
@@ -16,11 +16,8 @@ PUBLISH_TASKS = ["publish_portal_article", "publish_fanpage_post", "send_press_k
 def rehearsal(stack):
     # The program feed is also killed at T0+30 s for 20 s (the slate must take the live over, then give it back), and
     # the ingest gateway at T-60 s: the preflight moves to T-2 min so that its stream checks are over by then.
-    try:
-        yield run(stack, RehearsalOptions.for_suite(kill_program_at_s=30, kill_gateway_before_t0_s=60,
-                                                    preflight_min=2.0))
-    finally:
-        back_to_the_sandbox(stack)  # the session's other tests publish to the portal sandbox
+    return run(stack, RehearsalOptions.for_suite(kill_program_at_s=30, kill_gateway_before_t0_s=60,
+                                                 preflight_min=2.0))
 
 
 def mailbox_subjects(stack, event_id: str) -> list[str]:

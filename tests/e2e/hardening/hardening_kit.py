@@ -247,9 +247,21 @@ def tcp_relay(target_port: int, source_ip: str):
 NOT_SECRET = {"fanpage_page_id"}
 
 
+def _wordpress_secrets(layout) -> dict[str, str]:
+    """The portal's: the Application Password the tasks publish with, and WordPress's own local secrets."""
+    found = {}
+    for path in layout.wordpress.glob("*.json"):  # credentials.json, secrets.json
+        data = json.loads(path.read_text())
+        for name, value in {**data, **data.get("salts", {})}.items():
+            if isinstance(value, str) and (name.endswith("password") or name in data.get("salts", {})):
+                found[f"WordPress {name} ({path.name})"] = value
+    return found
+
+
 def stack_secrets(layout) -> dict[str, str]:
     """{secret value: what it is} for everything the embedded stack generated: point keys and upload tokens of every
-    event (revoked ones too), the stack's own secrets, the nginx callback secret, fanpage stream keys."""
+    event (revoked ones too), the stack's own secrets, the nginx callback secret, the portal's WordPress credentials,
+    fanpage stream keys."""
     found: dict[str, str] = {}
     for path in (layout.secrets / "points").glob("*.json"):
         data = json.loads(path.read_text())
@@ -265,6 +277,8 @@ def stack_secrets(layout) -> dict[str, str]:
     callback = layout.secrets / "rtmp-callback.secret"
     if callback.exists():
         found[callback.read_text().strip()] = "nginx callback secret"
+    for name, value in _wordpress_secrets(layout).items():
+        found[value] = name
     for path in (layout.sandboxes / "fanpage").rglob("*.json"):
         try:
             text = path.read_text()

@@ -3,10 +3,10 @@ while their call hangs, and a rerun storm mixing all of it — duplicates counte
 
 Every attempt is its own process (`tests/bridgecast/channels/publish_attempt_child.py`, one Airflow try each), with
 the stack's PostgreSQL as the ledger. Channels: the stack's portal and fanpage sandboxes (their fault knobs hold a
-request open before or after doing the work) and a real WordPress 6.1, for which the same faults come from a small
-fault-injecting HTTP proxy in front of it (WordPress cannot be told to hang). Only the stack services this needs are
-started (PostgreSQL and the two sandboxes, from the stack's own definitions, on BRIDGECAST_TEST_VAR/PORT_BASE), not
-Airflow: the attempts are what an Airflow try runs, and clearing a running task kills its process — as here.
+request open before or after doing the work) and the stack's real WordPress 6.1 (the portal the launch publishes
+to), for which the same faults come from a small fault-injecting HTTP proxy in front of it (WordPress cannot be told
+to hang). Only the stack services this needs are started (PostgreSQL, WordPress and the two sandboxes, from the
+stack's own definitions, on BRIDGECAST_TEST_VAR/PORT_BASE), not Airflow: the attempts are what an Airflow try runs, and clearing a running task kills its process — as here.
 """
 from __future__ import annotations
 
@@ -15,10 +15,8 @@ import json
 import os
 import pickle
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -38,7 +36,7 @@ REPO = Path(__file__).resolve().parents[3]
 CHILD = REPO / "tests" / "bridgecast" / "channels" / "publish_attempt_child.py"
 TEST_VAR = Path(os.environ.get("BRIDGECAST_TEST_VAR", REPO / "var" / "test-stack"))
 TEST_PORT_BASE = int(os.environ.get("BRIDGECAST_TEST_PORT_BASE", "28000"))
-NEEDED = ("postgres", "fanpage-sandbox", "portal-sandbox")
+NEEDED = ("postgres", "wordpress", "fanpage-sandbox", "portal-sandbox")
 # An impatient client and short leases, so faults and takeovers happen within seconds. The server-side window is
 # connect + read timeout + margin = 15.5 s while no hang below lasts more than 2.5 s: a real server ends its work
 # inside PHP's/nginx's own limits, and this box, shared and loaded, has delayed a sandbox's 2.5 s hang by 7 s.
@@ -186,19 +184,11 @@ def ledger_url(stack_pieces) -> str:
 
 @pytest.fixture(scope="module")
 def wordpress(stack_pieces):
-    """A real WordPress on the stack's WordPress port (its state under /tmp: www-data and mysql must reach it)."""
-    from devstack.stack.wordpress import WordPress
-
-    state = Path(tempfile.mkdtemp(prefix="bridgecast-wp-exactly-once-"))
-    site = WordPress(state, stack_pieces.layout.ports.wordpress)
-    try:
-        info = site.start()
-        proxy = FaultProxy(info.base_url)
-        yield info, proxy
-        proxy.close()
-    finally:
-        site.uninstall()
-        shutil.rmtree(state, ignore_errors=True)
+    """The stack's own WordPress (the portal the launch publishes to), behind the fault-injecting proxy."""
+    info = stack_pieces.wordpress().info()
+    proxy = FaultProxy(info.base_url)
+    yield info, proxy
+    proxy.close()
 
 
 @pytest.fixture(scope="module")
