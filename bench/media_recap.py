@@ -48,7 +48,7 @@ def highlight(recording_segments: list[Path], work: Path, *, search_s: float, le
     first, _ = scores.best_window(round(length_s / 2))
     clip = media.cut(searched.path, work / "highlight.mp4", scores.starts[first],
                      min(scores.end, scores.starts[first] + length_s))
-    return {"clip": clip.path, "still": work / "t0.jpg", "scores": score_gops(clip.path)}
+    return {"clip": clip.path, "still": work / "t0.jpg", "scores": scores.between(clip.start, clip.end, clip.duration)}
 
 
 def start_sandbox(root: Path):

@@ -10,7 +10,8 @@ import pytest
 
 import media
 from devstack.synthetic import find_sync_marker, synthetic_clip
-from media.montage import MontageClip, build_montage, grid, lower_third_gop, plan_montage, score_gops
+from media.montage import (LOUDNORM, MontageClip, build_montage, grid, loudness, lower_third_gop, plan_montage,
+                           score_gops)
 
 NAMES = ["Trung ương", "Hà Nội", "Đà Nẵng", "Cần Thơ", "Thừa Thiên Huế", "Bắc Kạn", "Đắk Lắk", "Vĩnh Phúc"]
 GROUPS = ["Điểm cầu Trung ương", "Miền Bắc", "Miền Trung - Tây Nguyên", "Miền Nam"]
@@ -87,11 +88,27 @@ def test_the_moment_is_chosen_by_the_signal_not_the_first_seconds(points):
     assert scores.loudness_db[1] > scores.loudness_db[0] + 20
 
 
+def test_a_cut_s_scores_are_the_source_s_gops_on_the_cut_s_clock(points, tmp_path):
+    _, clips, _ = points
+    source = score_gops(clips[3])
+    clip = media.cut(clips[3], tmp_path / "cut.mp4", 2.0, 6.0)  # the last two GOPs, by copy
+    derived, rescored = source.between(clip.start, clip.end, clip.duration), score_gops(clip.path)
+    assert derived.starts == pytest.approx([0, 2], abs=0.01) and rescored.starts == pytest.approx([0, 2], abs=0.01)
+    assert derived.end == pytest.approx(rescored.end, abs=0.01)
+    assert derived.loudness_db == pytest.approx(rescored.loudness_db, abs=1.0)
+    assert derived.motion[0] == pytest.approx(rescored.motion[0], abs=0.5)  # the last GOP has no next keyframe
+    assert derived.best_window(1) == (0, pytest.approx(rescored.best_window(1)[1], abs=0.05))
+
+
 def test_recap_of_8_points_meets_its_budget_is_conformant_and_loudness_normalised(montage8):
     result, _, _ = montage8
     assert abs(result.duration - 24) <= 0.05 * 24
     info = media.probe(result.path)
     assert media.conformance(info) == [] and info.audio.sample_rate == 48000
+    integrated, peak = loudness(result.path)  # at the target, unless the true-peak ceiling held the gain back
+    print(f"recap8 loudness: {integrated:.1f} LUFS, true peak {peak:.1f} dBTP")
+    assert abs(integrated - LOUDNORM["I"]) <= 1.0 or (integrated < LOUDNORM["I"] and peak >= LOUDNORM["TP"] - 0.6)
+    assert peak <= LOUDNORM["TP"] + 0.6
     kinds = [p.kind for p in result.parts]
     assert kinds[0] == "mosaic" and kinds[-1] == "outro" and "copy" in kinds
     assert result.copied_s > 0 and result.reencoded_s < result.duration
