@@ -27,7 +27,7 @@ import ingest_burst  # bench/ingest_burst.py: the burst itself (photos, uploads,
 
 LAUNCH, INGEST = "bridgecast_launch", "bridgecast_ingest"
 # Cleared with everything downstream of them: recap, vertical recap, the three publications, the summary.
-WRAPUP_TASKS = ["build_highlight", "build_galleries"]
+WRAPUP_TASKS = ["build_highlights", "build_galleries"]
 
 
 @dataclass

@@ -3,8 +3,8 @@
 T-60  preflight: every point's test stream, channels, storage, disks → go/no-go table (no-go points alerted)
 T-30  live setup: the fanpage live video is created, the program feed is relayed to it (preview)
 T0    go live, exactly: the go-live call's time is recorded; points are marked live as they are seen
-T+end end the live; per point a highlight; the recap; galleries; portal article, fanpage post and press kit, each
-      published exactly once through the ledger; a summary of the morning.
+T+end end the live; per point a highlight (a task per batch of points); the recap; galleries; portal article,
+      fanpage post and press kit, each published exactly once through the ledger; a summary of the morning.
 
 Staff steer the morning from the board (go live now, postpone T0, switch the program point, end early:
 `bridgecast.steering`): the stage waits and the event-long tasks read what is in force; the plan is never rewritten.
@@ -109,11 +109,15 @@ def bridgecast_launch():
     @task(trigger_rule="all_done")
     def end_live_video(plan: dict, live: dict) -> dict:
         return launch("live").end_live_video(plan, live)
-    @task(queue="media", map_index_template="{{ task.op_kwargs['point']['name'] }}", trigger_rule="all_done")
-    def build_highlight(plan: dict, point: dict) -> dict | None:
-        return launch("wrapup").build_highlight(plan, point)
+    @task(trigger_rule="all_done")
+    def highlight_batches(points: list[dict]) -> list[list[dict]]:
+        return launch("wrapup").highlight_batches(points)
+    @task(queue="media", map_index_template="{{ task.op_kwargs['points'] | map(attribute='name') | join(', ') }}",
+          trigger_rule="all_done")
+    def build_highlights(plan: dict, points: list[dict]) -> list[dict | None]:
+        return launch("wrapup").build_highlights(plan, points)
     @task(queue="media", trigger_rule="all_done")
-    def build_recap(plan: dict, highlights: list[dict | None]) -> dict:
+    def build_recap(plan: dict, highlights: list[list[dict | None]]) -> dict:
         return launch("wrapup").build_recap(plan, highlights)
     @task(queue="media", trigger_rule="all_done")
     def build_vertical_recap(plan: dict, recap: dict) -> dict:  # a full re-encode: beside the publishing
@@ -137,8 +141,9 @@ def bridgecast_launch():
     wait_end = wait_until("wait_for_end", trigger_rule="all_done")
     [plan, wait_t0] >> wait_end
     [wait_end, monitoring, relay, went_live] >> end_live_video(plan, live)  # never end a live go-live still uses
-    highlights = build_highlight.partial(plan=plan).expand(point=points)
-    [wait_end, monitoring] >> highlights
+    batches = highlight_batches(points)
+    highlights = build_highlights.partial(plan=plan).expand(points=batches)
+    [wait_end, monitoring] >> batches
     recap, galleries = build_recap(plan, highlights), build_galleries(plan)
     wait_end >> galleries
     build_vertical_recap(plan, recap)

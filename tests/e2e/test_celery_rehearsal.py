@@ -82,7 +82,7 @@ def test_every_launch_task_ran_on_the_worker_of_its_queue_and_both_workers_worke
     queues = {ti["task_id"]: ti["queue"] for ti in tis}
     # the event-long tasks have a queue of their own, so they never hold a media slot for the whole morning
     assert queues["relay_program_feed"] == queues["monitor_points"] == "live"
-    assert queues["build_highlight"] == queues["build_recap"] == "media"
+    assert queues["build_highlights"] == queues["build_recap"] == "media"
     wrong = [(ti["task_id"], ti["queue"], ti["hostname"]) for ti in tis
              if ti["hostname"].split(".")[0] != WORKER_OF_QUEUE[ti["queue"]]]
     assert not wrong, wrong

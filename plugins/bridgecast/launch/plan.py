@@ -24,7 +24,7 @@ GO_LIVE_WAKE_EARLY_S = 20
 
 @dataclass(frozen=True)
 class PlanPoint:
-    """A connection point (it streams): one `check_stream` and one `build_highlight` each."""
+    """A connection point (it streams): one `check_stream` each, and a highlight (`build_highlights`)."""
 
     id: str
     name: str

@@ -17,6 +17,9 @@ from bridgecast.objects import processed_key
 log = logging.getLogger(__name__)
 
 FINISH_WAIT_S = 300  # how long a highlight waits for a point's last recording segment to reach S3
+# Highlights run as this many mapped tasks at most, each doing its points in turn: an Airflow task's start costs
+# 1.5-3 CPU-s here, so 64 tasks of one point each spent as much CPU starting as cutting on 2 cores.
+HIGHLIGHT_BATCHES = 8
 GALLERY_DRAIN_S = 240  # how long the galleries wait for photos and team videos the ingest lanes still process
 
 
@@ -113,7 +116,27 @@ def select_photos(per_point: dict[str, dict], limit: int) -> list[dict]:
 T0_GRACE_S = 120  # a point streaming by T0 + this counts as live at T0 (its tile is in the recap's mosaic)
 
 
-def build_highlight(plan_xcom: dict, point: dict) -> dict | None:
+def highlight_batches(points: list[dict], batches: int = HIGHLIGHT_BATCHES) -> list[list[dict]]:
+    """The points as at most `batches` runs of consecutive points, in the event's order: one task each."""
+    size = max(1, -(-len(points) // batches))
+    return [points[i:i + size] for i in range(0, len(points), size)]
+
+
+def build_highlights(plan_xcom: dict, points: list[dict]) -> list[dict | None]:
+    """`build_highlight` for each point of a batch in turn, the waits for their recordings under one deadline; a
+    point that fails is logged and has no highlight (None), the others go on."""
+    deadline = time.monotonic() + FINISH_WAIT_S
+    made = []
+    for point in points:
+        try:
+            made.append(build_highlight(plan_xcom, point, deadline=deadline))
+        except Exception:  # noqa: BLE001 - one point's bad recording never costs the others their highlight
+            log.exception("%s: no highlight (the other points of this task go on)", point["name"])
+            made.append(None)
+    return made
+
+
+def build_highlight(plan_xcom: dict, point: dict, *, deadline: float | None = None) -> dict | None:
     """The point's highlight: its best `highlight.length_s` seconds (motion + audio level per GOP, see
     `media.montage.score_gops`) within the first `highlight.search_s` after `highlight.offset_s` from when it went
     live (never past the event's end), cut by stream copy from its recording segments in S3; plus a still of its
@@ -129,7 +152,8 @@ def build_highlight(plan_xcom: dict, point: dict) -> dict | None:
                                      min(event.highlight.search_s, (plan.end_at - start).total_seconds()))
 
     seen = _finished_recording(IngestObserver.from_connection(), plan.event_id, point,
-                               covered_until=lambda seen: (w := window(seen))[1] + timedelta(seconds=w[2]))
+                               covered_until=lambda seen: (w := window(seen))[1] + timedelta(seconds=w[2]),
+                               deadline=deadline or time.monotonic() + FINISH_WAIT_S)
     if seen is None:
         return None
     first_live = datetime.fromisoformat(seen["first_live_at"])
@@ -147,12 +171,13 @@ def build_highlight(plan_xcom: dict, point: dict) -> dict | None:
             "live_at_t0": first_live <= plan.t0 + timedelta(seconds=T0_GRACE_S)}
 
 
-def _finished_recording(observer: IngestObserver, event_id: str, point: dict, covered_until) -> dict | None:
+def _finished_recording(observer: IngestObserver, event_id: str, point: dict, covered_until,
+                        deadline: float) -> dict | None:
     """What the gateway saw of the point, once the recording covers the highlight's window — its last segment
     stored ("finished"), or a stored segment beginning after `covered_until(seen)` (segments are stored when they
     close, so the one holding the window's end is in; a point still streaming after an early end) — or after
-    FINISH_WAIT_S; None if it never went live. The last segment reaches S3 a little after the stream stops."""
-    deadline = time.monotonic() + FINISH_WAIT_S
+    `deadline` (monotonic; FINISH_WAIT_S after the task began); None if it never went live. The last segment reaches
+    S3 a little after the stream stops."""
     while True:
         seen = observer.live(event_id).get(point["id"])
         if seen is None or not seen.get("first_live_at"):
@@ -161,8 +186,8 @@ def _finished_recording(observer: IngestObserver, event_id: str, point: dict, co
         if seen["finished"] or any(segment_start(s) >= covered_until(seen) for s in seen.get("segments", [])):
             return seen
         if time.monotonic() > deadline:
-            log.warning("%s: recording not finished after %ss; using the segments stored so far", point["name"],
-                        FINISH_WAIT_S)
+            log.warning("%s: recording not finished by the highlights' deadline (%ss); using the segments stored "
+                        "so far", point["name"], FINISH_WAIT_S)
             return seen
         time.sleep(2)
 
@@ -193,7 +218,7 @@ def _cut_highlight(plan: LaunchPlan, point: dict, segments: list[dict], start: d
         still_key = processed_key(plan.event_id, point["id"], "highlight", "t0.jpg")
         storage.upload_file(clip.path, key, content_type="video/mp4", if_absent=False)
         storage.upload_file(tmp / "t0.jpg", still_key, content_type="image/jpeg", if_absent=False)
-        clip_scores = score_gops(clip.path)  # the kept GOPs, on the highlight's own clock, for the recap's choice
+        clip_scores = scores.between(clip.start, clip.end, clip.duration)  # on the highlight's clock, for the recap
     # moment_offset_s: from `start`, where the kept moment begins (the window starts on the keyframe at/before it)
     return {"key": key, "t0_still_key": still_key, "duration": clip.duration, "path_taken": clip.path_taken,
             "moment_offset_s": round(searched.start - offset + moment, 3), "score": round(score, 3),
@@ -245,34 +270,39 @@ def mosaic_title(live_count: int) -> str:
     return f"{live_count} điểm cầu đồng loạt ra quân"
 
 
-def build_recap(plan_xcom: dict, highlights: list[dict | None]) -> dict:
+def build_recap(plan_xcom: dict, highlights: list[list[dict | None]]) -> dict:
     """The recap montage to the event's length budget (`highlight.recap_s`): the mosaic of the points live at T0,
     each point's best moments grouped (central, regions, host province) with a Vietnamese lower third, the outro
     with the campaign's message, loudness normalised (`media.montage`). Plus a poster frame and a contact sheet."""
     import media
-    from media.montage import GopScores, MontageClip, build_montage
+    from media.montage import GopScores, MontageClip, build_montage, plan_montage
 
     from bridgecast.storage import Storage, sha256_file
 
     plan = LaunchPlan.from_xcom(plan_xcom)
     event = plan.load_event()
-    order = recap_order(plan, highlights)
+    order = recap_order(plan, [h for batch in highlights or [] for h in batch or []])
     if not order:
-        raise RuntimeError("no point has a highlight: nothing to put in the recap (see the build_highlight logs)")
+        raise RuntimeError("no point has a highlight: nothing to put in the recap (see the build_highlights logs)")
     storage = Storage.from_connection()
     out = {}
     with tempfile.TemporaryDirectory(prefix="bridgecast-recap-") as tmp:
         tmp = Path(tmp)
         material = [MontageClip(h["point"], h["name"], recap_group(event, h["point"]),
-                                storage.download_file(h["key"], tmp / f"{i:03d}-{h['point']}.mp4"),
-                                GopScores.from_dict(h["scores"]), recap_rank(event, h["point"]))
-                    for i, h in enumerate(order)]
+                                tmp / f"{i:03d}-{h['point']}.mp4", GopScores.from_dict(h["scores"]),
+                                recap_rank(event, h["point"])) for i, h in enumerate(order)]
+        # The plan needs the scores only: download just the clips it shows (a third of them for 64 points)
+        budget, groups = event.highlight.recap_s, recap_groups(event)
+        shown = {planned.clip.point for planned in plan_montage(material, budget_s=budget, groups=groups).clips}
+        for h, m in zip(order, material):
+            if m.point in shown:
+                storage.download_file(h["key"], m.clip)
         live = [h for h in order if h.get("live_at_t0")] or order
         stills = [(h["point"], storage.download_file(h["t0_still_key"], tmp / f"t0-{h['point']}.jpg")) for h in live]
-        recap = build_montage(material, tmp / "recap.mp4", budget_s=event.highlight.recap_s, mosaic_stills=stills,
+        recap = build_montage(material, tmp / "recap.mp4", budget_s=budget, mosaic_stills=stills,
                               mosaic_title=mosaic_title(len(live)), outro_lines=[event.theme, *event.messages[-1:],
                                                                                  event.short_title],
-                              title=event.short_title, logo=event.media.watermark_logo, groups=recap_groups(event))
+                              title=event.short_title, logo=event.media.watermark_logo, groups=groups)
         log.info("recap: %d of %d points, %.1fs (budget %.0fs), %.1fs re-encoded / %.1fs copied, built in %.1fs %s",
                  len(recap.plan.clips), len(order), recap.duration, recap.budget_s, recap.reencoded_s,
                  recap.copied_s, recap.elapsed_s, recap.timings)

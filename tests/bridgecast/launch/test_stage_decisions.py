@@ -10,7 +10,8 @@ from bridgecast.launch.observe import StreamStat
 from bridgecast.launch.plan import LaunchPlan, PlanPoint, PlanTeam
 from bridgecast.launch.preflight import judge_point, reported
 from bridgecast.launch.summary import point_rows, summarize
-from bridgecast.launch.wrapup import clip_window, recap_order, tally_galleries
+from bridgecast.launch import wrapup
+from bridgecast.launch.wrapup import clip_window, highlight_batches, recap_order, tally_galleries
 from bridgecast.ledger import LedgerRow
 
 T0 = datetime(2020, 5, 23, 1, 0, tzinfo=timezone.utc)
@@ -75,6 +76,30 @@ def test_recap_follows_the_events_point_order_and_skips_points_without_a_highlig
     highlights = [{"point": "ha-giang"}, None, {"point": "trung-uong"}, {"point": "not-in-plan"}]
     assert [h["point"] for h in recap_order(PLAN, highlights)] == ["trung-uong", "ha-giang"]
     assert recap_order(PLAN, None) == []
+
+
+def test_highlights_run_as_at_most_eight_tasks_of_consecutive_points():
+    points = [{"id": f"p{i:02d}"} for i in range(64)]
+    batches = highlight_batches(points)
+    assert [len(b) for b in batches] == [8] * 8 and [p for b in batches for p in b] == points
+    assert [len(b) for b in highlight_batches(points[:8])] == [1] * 8  # a small event keeps a task per point
+    assert [len(b) for b in highlight_batches(points[:9])] == [2, 2, 2, 2, 1]
+    assert highlight_batches([]) == []
+
+
+def test_a_point_whose_highlight_fails_leaves_the_others_of_its_batch_theirs(monkeypatch):
+    deadlines = set()
+
+    def fake(plan, point, *, deadline):
+        deadlines.add(deadline)
+        if point["id"] == "bad":
+            raise RuntimeError("its recording is broken")
+        return {"point": point["id"]}
+
+    monkeypatch.setattr(wrapup, "build_highlight", fake)
+    made = wrapup.build_highlights({}, [{"id": "a", "name": "A"}, {"id": "bad", "name": "B"}, {"id": "c", "name": "C"}])
+    assert made == [{"point": "a"}, None, {"point": "c"}]
+    assert len(deadlines) == 1  # one deadline for the batch's waits, not one after another
 
 
 def test_galleries_tally_each_point_oldest_photo_first_and_keep_the_rejects():
