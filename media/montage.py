@@ -57,9 +57,17 @@ class GopScores:
         """One number per GOP: motion (0..1 after /32, saturating) + audio level (0..1 over -60..0 dBFS)."""
         return [min(1.0, m / 32) + min(1.0, max(0.0, (db + 60) / 60)) for m, db in zip(self.motion, self.loudness_db)]
 
-    def best_window(self, gops: int) -> tuple[int, float]:
-        """(first GOP, summed score) of the best run of `gops` consecutive GOPs; the earliest on a tie."""
-        scores = self.scores
+    def full_gops(self, gop_s: float) -> int:
+        """How many GOPs from the first last a whole GOP: a recording's last one is often a ragged end (a partial
+        GOP, a frame short) whose copy does not probe as constant-rate, so it cannot be joined by copy."""
+        if len(self.starts) > 1 and self.end - self.starts[-1] < 0.9 * gop_s:
+            return len(self.starts) - 1
+        return len(self.starts)
+
+    def best_window(self, gops: int, within: int | None = None) -> tuple[int, float]:
+        """(first GOP, summed score) of the best run of `gops` consecutive GOPs among the first `within` (all by
+        default); the earliest on a tie."""
+        scores = self.scores[:within]
         gops = max(1, min(gops, len(scores)))
         sums = [sum(scores[i:i + gops]) for i in range(len(scores) - gops + 1)]
         best = max(range(len(sums)), key=lambda i: (sums[i], -i))
@@ -183,11 +191,13 @@ def plan_montage(material: Sequence[MontageClip], *, budget_s: float, intro_s: f
     if not material:
         raise ValueError("a montage needs at least one point with material")
     gop = material[0].scores.starts[1] - material[0].scores.starts[0] if len(material[0].scores.starts) > 1 else 2.0
+    usable = {m.point: m.scores.full_gops(gop) for m in material}  # never a clip's ragged last GOP
     room = budget_s - intro_s - outro_s
-    ranked = sorted(material, key=lambda m: (m.rank, -m.scores.best_window(clip_gops)[1], material.index(m)))
+    ranked = sorted(material, key=lambda m: (m.rank, -m.scores.best_window(clip_gops, usable[m.point])[1],
+                                             material.index(m)))
     given: dict[str, int] = {}
     for m in ranked:
-        wanted = min(lead_gops if m.rank == 0 else clip_gops, len(m.scores.starts))
+        wanted = min(lead_gops if m.rank == 0 else clip_gops, usable[m.point])
         if (sum(given.values()) + wanted) * gop > room + 1e-6:
             wanted = int((room + 1e-6) // gop) - sum(given.values())
             if wanted < 1:
@@ -196,13 +206,13 @@ def plan_montage(material: Sequence[MontageClip], *, budget_s: float, intro_s: f
     while True:  # spare room: one more GOP each, in rank order, to points that have more
         grew = False
         for m in ranked:
-            if m.point in given and given[m.point] < len(m.scores.starts) and (sum(given.values()) + 1) * gop <= room + 1e-6:
+            if m.point in given and given[m.point] < usable[m.point] and (sum(given.values()) + 1) * gop <= room + 1e-6:
                 given[m.point] += 1
                 grew = True
         if not grew:
             break
-    chosen = [PlannedClip(m, m.scores.best_window(given[m.point])[0], given[m.point]) for m in material
-              if m.point in given]
+    chosen = [PlannedClip(m, m.scores.best_window(given[m.point], usable[m.point])[0], given[m.point])
+              for m in material if m.point in given]
     order = {g: i for i, g in enumerate(groups)}
     chosen.sort(key=lambda p: (order.get(p.clip.group, len(order)), material.index(p.clip)))
     used = sum(p.end - p.start for p in chosen)
@@ -426,8 +436,8 @@ def build_montage(material: Sequence[MontageClip], dst: str | os.PathLike, *, bu
                   groups: Sequence[str] = (), style: CardStyle = CardStyle(), clip_gops: int = 2, lead_gops: int = 3,
                   workers: int | None = None, on_progress: ProgressCallback | None = None) -> MontageResult:
     """Plan (`plan_montage`), render what must be rendered in parallel (mosaic, outro, one lower-third GOP per
-    point), cut the rest by copy, join by copy, then normalise the loudness (audio re-encoded, video copied). `mosaic_stills` are
-    (point id, image) of the points live at T0."""
+    point), cut the rest by copy, join by copy, then normalise the loudness (audio re-encoded, video copied).
+    `mosaic_stills` are (point id, image) of the points live at T0."""
     started, timings = time.monotonic(), {}
     dst = Path(dst)
     plan = plan_montage(material, budget_s=budget_s, clip_gops=clip_gops, lead_gops=lead_gops, groups=groups)

@@ -10,7 +10,7 @@ import pytest
 
 import media
 from devstack.synthetic import find_sync_marker, synthetic_clip
-from media.montage import (LOUDNORM, MontageClip, build_montage, grid, loudness, lower_third_gop, plan_montage,
+from media.montage import (LOUDNORM, GopScores, MontageClip, build_montage, grid, loudness, lower_third_gop, plan_montage,
                            score_gops)
 
 NAMES = ["Trung ương", "Hà Nội", "Đà Nẵng", "Cần Thơ", "Thừa Thiên Huế", "Bắc Kạn", "Đắk Lắk", "Vĩnh Phúc"]
@@ -180,16 +180,25 @@ def test_recap_of_64_points_meets_the_90_s_budget_with_a_64_tile_mosaic(points, 
                     str(media_artifacts() / "recap64-mosaic.png")], check=True)
 
 
+def flat_scores(gops: int, end: float | None = None, loud_gop: int | None = None) -> GopScores:
+    """`gops` GOPs of 2 s, all alike but `loud_gop`; the clip ends at `end` (default: after the last full GOP)."""
+    return GopScores([2.0 * i for i in range(gops)], end if end is not None else 2.0 * gops, [0.0] * gops,
+                     [0.0 if i == loud_gop else -40.0 for i in range(gops)])
+
+
+def test_a_clip_s_ragged_last_gop_is_never_in_the_montage():
+    """Seen in the 64-point rehearsal: highlights ending 0.93 s into a GOP; that GOP's copy probes at 27.8 fps
+    (a frame short), cannot be joined by copy, and the recap failed when the plan chose it (the loudest)."""
+    ragged = flat_scores(5, end=8.934, loud_gop=4)
+    assert ragged.full_gops(2.0) == 4 and flat_scores(5).full_gops(2.0) == 5
+    clips = [MontageClip(f"p{i}", "X", "Miền Bắc", None, ragged, 1) for i in range(3)]
+    plan = plan_montage(clips, budget_s=40)  # room for every usable GOP
+    assert all(p.end <= 8.0 + 1e-6 for p in plan.clips) and [p.gops for p in plan.clips] == [4, 4, 4]
+    assert all(p.first_gop + p.gops == 4 for p in plan.clips)  # the best window still leans to the loud end
+
+
 def test_plan_fills_the_budget_gop_by_gop_and_never_overruns():
-    class Scores:
-        def __init__(self, n):
-            self.starts, self.end = [2.0 * i for i in range(n)], 2.0 * n
-            self.scores = [1.0] * n
-
-        def best_window(self, gops):
-            return 0, float(gops)
-
-    clips = [MontageClip(f"p{i}", "X", "Miền Bắc", None, Scores(5), 1) for i in range(10)]
+    clips = [MontageClip(f"p{i}", "X", "Miền Bắc", None, flat_scores(5), 1) for i in range(10)]
     plan = plan_montage(clips, budget_s=48)  # 40 s between mosaic and outro: 2 GOPs for each of the 10
     assert plan.duration == pytest.approx(48, abs=0.01) and [p.gops for p in plan.clips] == [2] * 10
     plan = plan_montage(clips, budget_s=20)  # 12 s: 3 points, the rest left out (they are in the mosaic)
