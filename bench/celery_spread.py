@@ -21,7 +21,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 
 import ingest_burst  # bench/ingest_burst.py: the burst itself (photos, uploads, waiting, CPU meter)
 
