@@ -320,8 +320,9 @@ def say_where_the_portal_is(stack: Stack) -> None:
     (Connection from Airflow's DB) and the rehearsal's checks read there (from the stack's env)."""
     from bridgecast.connections import get_connection
 
-    say(f"portal ({PORTAL_CONNECTION}): {get_connection(PORTAL_CONNECTION).host} (the stack's WordPress 6, "
-        f"{stack.wordpress().base_url})")
+    host = get_connection(PORTAL_CONNECTION).host
+    say(f"portal ({PORTAL_CONNECTION}): {host}"
+        + (" — the stack's WordPress 6" if host.rstrip("/") == stack.wordpress().base_url else ""))
 
 
 # --- the run ---------------------------------------------------------------------------------------------------------

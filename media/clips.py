@@ -29,14 +29,16 @@ class ClipResult:
     duration: float  # measured on the output
     path_taken: PathTaken
     reason: str  # why that path was taken
+    output: MediaInfo | None = field(default=None, repr=False, compare=False)  # the output, as probed
 
 
 def cut(src: str | os.PathLike, dst: str | os.PathLike, start: float, end: float, *, exact: bool = False,
         profile: HouseProfile | None = None, on_progress: ProgressCallback | None = None,
-        timeout: float | None = None) -> ClipResult:
+        timeout: float | None = None, source: MediaInfo | None = None, keyframe: float | None = None) -> ClipResult:
     """Cut [start, end) of `src`. A conformant input is stream-copied from the keyframe at or before `start` (the
-    clip may begin up to one GOP early); `exact=True` or a non-conformant input re-encodes exactly [start, end)."""
-    info = probe(src)
+    clip may begin up to one GOP early); `exact=True` or a non-conformant input re-encodes exactly [start, end).
+    A caller that already has `src` probed (`source`) and knows that keyframe (`keyframe`) spares those two reads."""
+    info = source or probe(src)
     if info.video is None:
         raise NoVideoError(src, "there is no video stream to cut", hint="upload a video, not audio only")
     if start < 0 or end <= start:
@@ -47,7 +49,10 @@ def cut(src: str | os.PathLike, dst: str | os.PathLike, start: float, end: float
                              hint="cut within the recording or shorten the clip")
     end = min(end, info.duration)
     deviations = conformance(info)
-    keyframe = _keyframe_at_or_before(src, start) if not deviations else None
+    if deviations:
+        keyframe = None
+    elif keyframe is None:
+        keyframe = _keyframe_at_or_before(src, start)
     on_keyframe = keyframe is not None and start - keyframe < frame / 2
     if keyframe is not None and (not exact or on_keyframe):
         source = ffmpeg.input(str(src), ss=f"{keyframe:.6f}")
@@ -60,7 +65,7 @@ def cut(src: str | os.PathLike, dst: str | os.PathLike, start: float, end: float
         check_duration(src, output, end - keyframe, tolerance=DURATION_TOLERANCE_S + frame)
         reason = "conformant input, cut on a keyframe" if on_keyframe else \
             f"conformant input, start moved {start - keyframe:.3f} s back to the keyframe"
-        return ClipResult(Path(dst), keyframe, end, output.duration, "copy", reason)
+        return ClipResult(Path(dst), keyframe, end, output.duration, "copy", reason, output)
     target = profile or target_profile(info)
     expected = transcode(src, dst, info, target, start=start, duration=end - start, on_progress=on_progress,
                          timeout=timeout)
@@ -70,7 +75,7 @@ def cut(src: str | os.PathLike, dst: str | os.PathLike, start: float, end: float
         reason = "; ".join(str(d) for d in deviations)
     else:
         reason = "exact cut asked off a keyframe" if keyframe is not None else "no keyframe found before the start"
-    return ClipResult(Path(dst), start, end, output.duration, "reencode", reason)
+    return ClipResult(Path(dst), start, end, output.duration, "reencode", reason, output)
 
 
 def _keyframe_at_or_before(src: str | os.PathLike, start: float) -> float | None:

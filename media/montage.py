@@ -21,12 +21,12 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import ffmpeg
 
 from media.cards import CardStyle, check_glyphs, fit_line, resolve_font
-from media.clips import Chapter, concat, stream_signature
+from media.clips import Chapter, concat, cut, stream_signature
 from media.errors import FFmpegError, NotConformantError
 from media.normalize import check_duration
 from media.probe import MediaInfo, conformance, probe
@@ -434,17 +434,24 @@ def build_montage(material: Sequence[MontageClip], dst: str | os.PathLike, *, bu
                   mosaic_stills: Sequence[tuple[str, str | os.PathLike]], mosaic_title: str,
                   outro_lines: Sequence[str], title: str, logo: str | os.PathLike | None = None,
                   groups: Sequence[str] = (), style: CardStyle = CardStyle(), clip_gops: int = 2, lead_gops: int = 3,
-                  workers: int | None = None, on_progress: ProgressCallback | None = None) -> MontageResult:
+                  workers: int | None = None, on_progress: ProgressCallback | None = None,
+                  fetch: Callable[[MontageClip], object] | None = None) -> MontageResult:
     """Plan (`plan_montage`), render what must be rendered in parallel (mosaic, outro, one lower-third GOP per
     point), cut the rest by copy, join by copy, then normalise the loudness (audio re-encoded, video copied).
-    `mosaic_stills` are (point id, image) of the points live at T0."""
+    `mosaic_stills` are (point id, image) of the points live at T0. The plan needs the scores only: `fetch(clip)`,
+    if given, puts a shown clip's file at `clip.clip` before it is read (a download), and the others never are."""
     started, timings = time.monotonic(), {}
     dst = Path(dst)
     plan = plan_montage(material, budget_s=budget_s, clip_gops=clip_gops, lead_gops=lead_gops, groups=groups)
     shown = [planned.clip for planned in plan.clips]
     workers = workers or os.cpu_count() or 2
+    def read(m: MontageClip) -> MediaInfo:
+        if fetch is not None:
+            fetch(m)
+        return probe(m.clip)
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:  # only the clips the montage shows
-        infos = dict(zip((m.point for m in shown), pool.map(lambda m: probe(m.clip), shown)))
+        infos = dict(zip((m.point for m in shown), pool.map(read, shown)))
     reference = infos[shown[0].point]
     for m in shown:
         if conformance(infos[m.point]) or stream_signature(infos[m.point]) != stream_signature(reference):
@@ -474,7 +481,7 @@ def build_montage(material: Sequence[MontageClip], dst: str | os.PathLike, *, bu
             chapter_names.append(m.name)
             if planned.gops > 1 and planned.end - head_end > 0.5 / profile.fps:
                 tail = tmp / f"{n:03d}-tail.mp4"
-                jobs[tail.name] = pool.submit(_probed, _copy_gops, m.clip, tail, head_end, planned.end)
+                jobs[tail.name] = pool.submit(_copied_tail, m.clip, tail, head_end, planned.end, infos[m.point])
                 parts.append(MontagePart("copy", m.point, tail, head_end, planned.end))
                 chapter_names.append(None)
         parts.append(MontagePart("outro", None, tmp / "outro.mp4"))
@@ -502,15 +509,10 @@ def _probed(render, *args, **kwargs) -> MediaInfo:
     return probe(render(*args, **kwargs))
 
 
-def _copy_gops(src: Path, dst: Path, start: float, end: float, *, timeout: float = 120) -> Path:
-    """[start, end) of a conformant clip by stream copy, `start` being one of its keyframes (from its GOP scores):
-    what `clips.cut` does once it has probed the clip and found the keyframe, both already known here."""
-    source = ffmpeg.input(str(src), ss=f"{start:.6f}")
-    out = ffmpeg.output(source.video, source.audio, str(dst), c="copy", t=f"{end - start:.6f}", map_metadata=-1,
-                        **HOUSE.mp4_args())
-    run_ffmpeg(ffmpeg.compile(out, overwrite_output=True), timeout=timeout + (end - start), path=src,
-               expected_duration_s=end - start)
-    return dst
+def _copied_tail(clip: Path, dst: Path, start: float, end: float, source: MediaInfo) -> MediaInfo:
+    """The rest of a point's moment by copy: `start` is one of the clip's keyframes (from its scores), and the clip
+    was probed for the plan, so `cut` reads neither again."""
+    return cut(clip, dst, start, end, source=source, keyframe=start).output
 
 
 def loudness(src: str | os.PathLike, *, timeout: float = 300) -> tuple[float, float]:

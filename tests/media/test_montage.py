@@ -117,6 +117,27 @@ def test_recap_of_8_points_meets_its_budget_is_conformant_and_loudness_normalise
     assert groups[0] == GROUPS[0]
 
 
+def test_only_the_clips_the_montage_shows_are_fetched(points, tmp_path):
+    import shutil
+
+    _, clips, stills = points
+    originals = {f"p{i}": clip for i, clip in enumerate(clips)}
+    wanted = [MontageClip(m.point, m.name, m.group, tmp_path / f"{m.point}.mp4", m.scores, m.rank)
+              for m in material(clips)]  # not there yet: as in the recap task, before any download
+    fetched = []
+
+    def fetch(m):
+        fetched.append(m.point)
+        shutil.copy(originals[m.point], m.clip)
+
+    result = build_montage(wanted, tmp_path / "recap.mp4", budget_s=16, groups=GROUPS, fetch=fetch,
+                           mosaic_stills=[(f"p{i}", s) for i, s in enumerate(stills)], mosaic_title="8 điểm cầu",
+                           title="Thử", outro_lines=["Hãy tham gia BHXH"])
+    shown = [p.clip.point for p in result.plan.clips]
+    assert sorted(fetched) == sorted(shown) and len(shown) < len(wanted) and result.plan.left_out
+    assert all(not (tmp_path / f"{point}.mp4").exists() for point in result.plan.left_out)
+
+
 def test_every_clip_comes_from_its_point_at_the_moment_chosen(montage8):
     result, clips, _ = montage8
     shown = {p.clip.point for p in result.plan.clips}

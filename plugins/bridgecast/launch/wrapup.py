@@ -275,7 +275,7 @@ def build_recap(plan_xcom: dict, highlights: list[list[dict | None]]) -> dict:
     each point's best moments grouped (central, regions, host province) with a Vietnamese lower third, the outro
     with the campaign's message, loudness normalised (`media.montage`). Plus a poster frame and a contact sheet."""
     import media
-    from media.montage import GopScores, MontageClip, build_montage, plan_montage
+    from media.montage import GopScores, MontageClip, build_montage
 
     from bridgecast.storage import Storage, sha256_file
 
@@ -291,18 +291,15 @@ def build_recap(plan_xcom: dict, highlights: list[list[dict | None]]) -> dict:
         material = [MontageClip(h["point"], h["name"], recap_group(event, h["point"]),
                                 tmp / f"{i:03d}-{h['point']}.mp4", GopScores.from_dict(h["scores"]),
                                 recap_rank(event, h["point"])) for i, h in enumerate(order)]
-        # The plan needs the scores only: download just the clips it shows (a third of them for 64 points)
-        budget, groups = event.highlight.recap_s, recap_groups(event)
-        shown = {planned.clip.point for planned in plan_montage(material, budget_s=budget, groups=groups).clips}
-        for h, m in zip(order, material):
-            if m.point in shown:
-                storage.download_file(h["key"], m.clip)
+        key_of = {h["point"]: h["key"] for h in order}
         live = [h for h in order if h.get("live_at_t0")] or order
         stills = [(h["point"], storage.download_file(h["t0_still_key"], tmp / f"t0-{h['point']}.jpg")) for h in live]
-        recap = build_montage(material, tmp / "recap.mp4", budget_s=budget, mosaic_stills=stills,
+        # only the highlights the montage shows are downloaded (a third of them for 64 points)
+        recap = build_montage(material, tmp / "recap.mp4", budget_s=event.highlight.recap_s, mosaic_stills=stills,
                               mosaic_title=mosaic_title(len(live)), outro_lines=[event.theme, *event.messages[-1:],
                                                                                  event.short_title],
-                              title=event.short_title, logo=event.media.watermark_logo, groups=groups)
+                              title=event.short_title, logo=event.media.watermark_logo, groups=recap_groups(event),
+                              fetch=lambda m: storage.download_file(key_of[m.point], m.clip))
         log.info("recap: %d of %d points, %.1fs (budget %.0fs), %.1fs re-encoded / %.1fs copied, built in %.1fs %s",
                  len(recap.plan.clips), len(order), recap.duration, recap.budget_s, recap.reencoded_s,
                  recap.copied_s, recap.elapsed_s, recap.timings)
