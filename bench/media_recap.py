@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 
 import media  # noqa: E402
 from devstack.synthetic import synthetic_clip  # noqa: E402
-from media.montage import MontageClip, build_montage, score_gops  # noqa: E402
+from media.montage import MontageClip, build_montage, cut_highlight  # noqa: E402
 from media.normalize import target_profile, transcode  # noqa: E402
 
 DISTINCT = 4  # encoding 64 distinct 720p recordings would cost more than the benchmark; copies are as good
@@ -42,13 +42,9 @@ def verdict(ok: bool) -> str:
 def highlight(recording_segments: list[Path], work: Path, *, search_s: float, length_s: float) -> dict:
     """What build_highlight does with a point's media (S3 transfer aside)."""
     joined = media.join_segments(recording_segments, work / "joined.mp4")
-    searched = media.cut(joined, work / "searched.mp4", 0, min(search_s, media.probe(joined).duration))
-    media.poster_frame(searched.path, work / "t0.jpg", at=0, width=640)
-    scores = score_gops(searched.path)
-    first, _ = scores.best_window(round(length_s / 2))
-    clip = media.cut(searched.path, work / "highlight.mp4", scores.starts[first],
-                     min(scores.end, scores.starts[first] + length_s))
-    return {"clip": clip.path, "still": work / "t0.jpg", "scores": scores.between(clip.start, clip.end, clip.duration)}
+    made = cut_highlight(joined, work / "highlight.mp4", work / "t0.jpg", window=(0, min(search_s, joined.duration)),
+                         length_s=length_s)
+    return {"clip": made.clip.path, "still": made.still, "scores": made.scores}
 
 
 def start_sandbox(root: Path):

@@ -8,16 +8,17 @@ from pathlib import Path
 import ffmpeg
 
 from media.errors import FFmpegError, NoVideoError
-from media.probe import probe
+from media.probe import MediaInfo, probe
 from media.run import run_ffmpeg
 
 STILL_TIMEOUT_S = 120.0
 
 
 def poster_frame(src: str | os.PathLike, dst: str | os.PathLike, *, at: float | None = None, width: int = 1280,
-                 quality: int = 3) -> Path:
-    """A JPEG (or PNG, by suffix) of the keyframe at or after `at` (default: 10 % in, past any title card)."""
-    info = probe(src)
+                 quality: int = 3, source: MediaInfo | None = None) -> Path:
+    """A JPEG (or PNG, by suffix) of the keyframe at or after `at` (default: 10 % in, past any title card).
+    `source`: `src` already probed."""
+    info = source or probe(src)
     if info.video is None:
         raise NoVideoError(src, "there is no video stream to take a poster from", hint="upload a video")
     at = min(info.duration * 0.1 if at is None else at, max(0.0, info.duration - 0.1))

@@ -152,19 +152,26 @@ def _packets_by_stream(packets: list[dict]) -> dict[int, list[tuple[float, bool]
     return by_stream
 
 
-def _video_info(stream: dict, packets: list[tuple[float, bool]]) -> VideoInfo:
-    pts = sorted(t for t, _ in packets)
-    keyframes = sorted(t for t, key in packets if key)
+def frame_rate(stream: dict, pts: list[float]) -> tuple[float | None, bool]:
+    """(frames per second, variable?) of a video stream from ffprobe's rates and its sorted packet times: the
+    declared rate unless the packets show a variable rate (or none is declared), then the measured one."""
     intervals = [b - a for a, b in zip(pts, pts[1:]) if b > a]
     vfr = False
     if len(intervals) >= 10:
         median = statistics.median(intervals)
         strays = sum(1 for d in intervals if abs(d - median) > 0.25 * median)
         vfr = strays / len(intervals) > VFR_OUTLIER_SHARE
-    gaps = [b - a for a, b in zip(keyframes, keyframes[1:])]
     fps = _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate"))
     if intervals and (fps is None or vfr):
         fps = len(intervals) / (pts[-1] - pts[0]) if pts[-1] > pts[0] else fps
+    return fps, vfr
+
+
+def _video_info(stream: dict, packets: list[tuple[float, bool]]) -> VideoInfo:
+    pts = sorted(t for t, _ in packets)
+    keyframes = sorted(t for t, key in packets if key)
+    gaps = [b - a for a, b in zip(keyframes, keyframes[1:])]
+    fps, vfr = frame_rate(stream, pts)
     return VideoInfo(
         codec=stream.get("codec_name", ""), profile=stream.get("profile"),
         level=stream.get("level") if isinstance(stream.get("level"), int) and stream["level"] > 0 else None,

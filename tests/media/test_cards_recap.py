@@ -167,7 +167,7 @@ def test_recap_copies_highlights_cut_from_joined_flv_recordings(tmp_path):
                     "-segment_time", "2", "-segment_format", "flv", "-reset_timestamps", "1",
                     str(tmp_path / "rec-%03d.flv")], check=True)
     joined = media.join_segments(sorted(tmp_path.glob("rec-*.flv")), tmp_path / "joined.mp4")
-    highlight = media.cut(joined, tmp_path / "highlight.mp4", 2.5, 5.5)
+    highlight = media.cut(joined.path, tmp_path / "highlight.mp4", 2.5, 5.5)
     assert highlight.path_taken == "copy"
     result = build_recap([("Điểm cầu 12", highlight.path)], tmp_path / "recap.mp4", theme="Diễn tập")
     assert [p.path_taken for p in result.parts if p.kind == "clip"] == ["copy"]

@@ -92,10 +92,11 @@ def test_join_segments_turns_flv_recording_chunks_into_one_mp4(conformant_clip, 
     segments = sorted(tmp_path.glob("rec-*.flv"))
     assert len(segments) == 2
     joined = media.join_segments(segments, tmp_path / "joined.mp4")
-    info = media.probe(joined)
+    info = media.probe(joined.path)
+    assert info == joined  # what it hands back is the joined file as probed
     assert info.container.startswith("mov") and info.duration == pytest.approx(4.0, abs=0.1)
     assert media.conformance(info) == []
-    assert media.cut(joined, tmp_path / "highlight.mp4", 1.0, 3.5).path_taken == "copy"
+    assert media.cut(joined.path, tmp_path / "highlight.mp4", 1.0, 3.5).path_taken == "copy"
 
 
 def test_concat_of_many_parts_keeps_sound_within_half_an_aac_frame(clip_factory, tmp_path):

@@ -10,8 +10,8 @@ import pytest
 
 import media
 from devstack.synthetic import find_sync_marker, synthetic_clip
-from media.montage import (LOUDNORM, GopScores, MontageClip, build_montage, grid, loudness, lower_third_gop, plan_montage,
-                           score_gops)
+from media.montage import (LOUDNORM, GopScores, MontageClip, build_montage, cut_highlight, grid, loudness,
+                           lower_third_gop, plan_montage, score_gops)
 
 NAMES = ["Trung ương", "Hà Nội", "Đà Nẵng", "Cần Thơ", "Thừa Thiên Huế", "Bắc Kạn", "Đắk Lắk", "Vĩnh Phúc"]
 GROUPS = ["Điểm cầu Trung ương", "Miền Bắc", "Miền Trung - Tây Nguyên", "Miền Nam"]
@@ -98,6 +98,29 @@ def test_a_cut_s_scores_are_the_source_s_gops_on_the_cut_s_clock(points, tmp_pat
     assert derived.loudness_db == pytest.approx(rescored.loudness_db, abs=1.0)
     assert derived.motion[0] == pytest.approx(rescored.motion[0], abs=0.5)  # the last GOP has no next keyframe
     assert derived.best_window(1) == (0, pytest.approx(rescored.best_window(1)[1], abs=0.05))
+
+
+def test_a_highlight_is_the_window_s_best_moment_cut_from_the_recording_itself(tmp_path):
+    # A 12 s recording, its beep in the fourth GOP; the window [3, 9) starts mid-GOP: the search begins at the
+    # keyframe before it (2 s), the whole 2-GOP moment holding the beep is copied (not [6, 9), cut short by the
+    # window's end), the still is that first keyframe.
+    recording = synthetic_clip(tmp_path / "rec.mp4", width=426, height=240, duration=12, label="Hà Nội",
+                               marker_at=6.5)
+    made = cut_highlight(media.probe(recording), tmp_path / "highlight.mp4", tmp_path / "t0.jpg", window=(3.0, 9.0),
+                         length_s=4.0)
+    assert made.window_start == pytest.approx(2.0, abs=0.01)
+    assert made.clip.path_taken == "copy" and made.clip.start == pytest.approx(4.0, abs=0.01)
+    assert made.clip.end == pytest.approx(8.0, abs=0.01) and made.clip.duration == pytest.approx(4.0, abs=0.2)
+    _, beep = find_sync_marker(made.clip.path, 0, made.clip.duration)
+    assert beep == pytest.approx(6.5 - made.clip.start, abs=0.05)  # the beep is in the moment, at its time
+    # the montage's numbers are the clip's own GOPs, on its clock (the copy may end on a lone frame of the next
+    # GOP, which rescoring it counts and the montage never uses)
+    rescored = score_gops(made.clip.path)
+    assert made.scores.starts == pytest.approx([0, 2], abs=0.01) == rescored.starts[:2]
+    assert made.scores.loudness_db == pytest.approx(rescored.loudness_db[:2], abs=1.0)
+    still = frame(recording, 2.0, tmp_path, "at-2s")
+    from PIL import Image
+    assert difference(Image.open(made.still).convert("RGB").resize(still.size), still) < 8
 
 
 def test_recap_of_8_points_meets_its_budget_is_conformant_and_loudness_normalised(montage8):

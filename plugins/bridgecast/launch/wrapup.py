@@ -6,13 +6,19 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bridgecast.launch import publications as defs
 from bridgecast.launch.observe import IngestObserver
 from bridgecast.launch.plan import LaunchPlan, save_artifact
 from bridgecast.objects import processed_key
+
+if TYPE_CHECKING:  # annotations only: the storage client is imported when a task runs
+    from bridgecast.event import Event
+    from bridgecast.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -122,27 +128,45 @@ def highlight_batches(points: list[dict], batches: int = HIGHLIGHT_BATCHES) -> l
     return [points[i:i + size] for i in range(0, len(points), size)]
 
 
+@dataclass(frozen=True)
+class HighlightInputs:
+    """What every point of a batch reads the same: the plan in force, the event, the gateway, the storage — read
+    once per task (each costs a Connection lookup, an S3 read or a client: ~0.5 CPU-s a point on 2 cores)."""
+
+    plan: LaunchPlan
+    event: Event
+    observer: IngestObserver
+    storage: Storage
+
+    @classmethod
+    def load(cls, plan_xcom: dict) -> HighlightInputs:
+        from bridgecast.storage import Storage
+
+        plan = LaunchPlan.from_xcom(plan_xcom).in_force()  # T0 and the end as they were (steered from the board)
+        return cls(plan, plan.load_event(), IngestObserver.from_connection(), Storage.from_connection())
+
+
 def build_highlights(plan_xcom: dict, points: list[dict]) -> list[dict | None]:
     """`build_highlight` for each point of a batch in turn, the waits for their recordings under one deadline; a
     point that fails is logged and has no highlight (None), the others go on."""
     deadline = time.monotonic() + FINISH_WAIT_S
+    inputs = HighlightInputs.load(plan_xcom)
     made = []
     for point in points:
         try:
-            made.append(build_highlight(plan_xcom, point, deadline=deadline))
+            made.append(build_highlight(inputs, point, deadline=deadline))
         except Exception:  # noqa: BLE001 - one point's bad recording never costs the others their highlight
             log.exception("%s: no highlight (the other points of this task go on)", point["name"])
             made.append(None)
     return made
 
 
-def build_highlight(plan_xcom: dict, point: dict, *, deadline: float | None = None) -> dict | None:
+def build_highlight(inputs: HighlightInputs, point: dict, *, deadline: float | None = None) -> dict | None:
     """The point's highlight: its best `highlight.length_s` seconds (motion + audio level per GOP, see
     `media.montage.score_gops`) within the first `highlight.search_s` after `highlight.offset_s` from when it went
     live (never past the event's end), cut by stream copy from its recording segments in S3; plus a still of its
     first keyframe after T0 for the recap's mosaic. None when the point never went live."""
-    plan = LaunchPlan.from_xcom(plan_xcom).in_force()  # T0 and the end as they were (steered from the board)
-    event = plan.load_event()
+    plan, event = inputs.plan, inputs.event
 
     def window(seen: dict) -> tuple[datetime, datetime, float]:
         """(went live, search start, search seconds): from T0 or later for a late point, never past the end."""
@@ -151,7 +175,7 @@ def build_highlight(plan_xcom: dict, point: dict, *, deadline: float | None = No
         return went_live, start, max(event.highlight.length_s,
                                      min(event.highlight.search_s, (plan.end_at - start).total_seconds()))
 
-    seen = _finished_recording(IngestObserver.from_connection(), plan.event_id, point,
+    seen = _finished_recording(inputs.observer, plan.event_id, point,
                                covered_until=lambda seen: (w := window(seen))[1] + timedelta(seconds=w[2]),
                                deadline=deadline or time.monotonic() + FINISH_WAIT_S)
     if seen is None:
@@ -162,7 +186,7 @@ def build_highlight(plan_xcom: dict, point: dict, *, deadline: float | None = No
     if not chosen:
         log.warning("%s: no recording covers %s", point["name"], start.isoformat())
         return None
-    cut = _cut_highlight(plan, point, chosen, start, search_s, event.highlight.length_s)
+    cut = _cut_highlight(inputs.storage, plan, point, chosen, start, search_s, event.highlight.length_s)
     log.info("%s: highlight %.1fs at +%.1fs of %.0fs searched (score %.2f, %s), %d segment(s)", point["name"],
              cut["duration"], cut["moment_offset_s"], search_s, cut["score"], cut["path_taken"], len(chosen))
     return {"point": point["id"], "name": point["name"], "display_name": point.get("display_name") or point["name"],
@@ -192,37 +216,28 @@ def _finished_recording(observer: IngestObserver, event_id: str, point: dict, co
         time.sleep(2)
 
 
-def _cut_highlight(plan: LaunchPlan, point: dict, segments: list[dict], start: datetime, search_s: float,
-                   length_s: float) -> dict:
-    """Join the segments, cut the search window by copy, score its GOPs, keep the best `length_s` by copy."""
+def _cut_highlight(storage: Storage, plan: LaunchPlan, point: dict, segments: list[dict], start: datetime,
+                   search_s: float, length_s: float) -> dict:
+    """Join the segments, keep the best `length_s` of the search window by copy (`media.montage.cut_highlight`)."""
     import media
-    from media.montage import score_gops
+    from media.montage import cut_highlight
 
-    from bridgecast.storage import Storage
-
-    storage = Storage.from_connection()
     with tempfile.TemporaryDirectory(prefix="bridgecast-highlight-") as tmp:
         tmp = Path(tmp)
         local = [storage.download_file(s["key"], tmp / f"{i:03d}.flv") for i, s in enumerate(segments)]
         joined = media.join_segments(local, tmp / "joined.mp4")
         offset = max(0.0, (start - segment_start(segments[0])).total_seconds())
-        window_start, window_end = clip_window(offset, search_s, media.probe(joined).duration)
-        searched = media.cut(joined, tmp / "searched.mp4", window_start, window_end)
-        media.poster_frame(searched.path, tmp / "t0.jpg", at=0, width=640)  # its first keyframe: T0 or when it came
-        scores = score_gops(searched.path)
-        gop = media.HOUSE.gop_seconds
-        first, score = scores.best_window(max(1, round(length_s / gop)))
-        moment = scores.starts[first]
-        clip = media.cut(searched.path, tmp / "highlight.mp4", moment, min(scores.end, moment + length_s))
+        # the still is the window's first keyframe: T0 or when the point came
+        made = cut_highlight(joined, tmp / "highlight.mp4", tmp / "t0.jpg",
+                             window=clip_window(offset, search_s, joined.duration), length_s=length_s)
         key = processed_key(plan.event_id, point["id"], "highlight", "highlight.mp4")
         still_key = processed_key(plan.event_id, point["id"], "highlight", "t0.jpg")
-        storage.upload_file(clip.path, key, content_type="video/mp4", if_absent=False)
-        storage.upload_file(tmp / "t0.jpg", still_key, content_type="image/jpeg", if_absent=False)
-        clip_scores = scores.between(clip.start, clip.end, clip.duration)  # on the highlight's clock, for the recap
+        storage.upload_file(made.clip.path, key, content_type="video/mp4", if_absent=False)
+        storage.upload_file(made.still, still_key, content_type="image/jpeg", if_absent=False)
     # moment_offset_s: from `start`, where the kept moment begins (the window starts on the keyframe at/before it)
-    return {"key": key, "t0_still_key": still_key, "duration": clip.duration, "path_taken": clip.path_taken,
-            "moment_offset_s": round(searched.start - offset + moment, 3), "score": round(score, 3),
-            "scores": clip_scores.to_dict()}
+    return {"key": key, "t0_still_key": still_key, "duration": made.clip.duration, "path_taken": made.clip.path_taken,
+            "moment_offset_s": round(made.moment - offset, 3), "score": round(made.score, 3),
+            "scores": made.scores.to_dict()}
 
 
 # --- the recap ---------------------------------------------------------------------------------------------------

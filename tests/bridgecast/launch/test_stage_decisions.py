@@ -90,12 +90,14 @@ def test_highlights_run_as_at_most_eight_tasks_of_consecutive_points():
 def test_a_point_whose_highlight_fails_leaves_the_others_of_its_batch_theirs(monkeypatch):
     deadlines = set()
 
-    def fake(plan, point, *, deadline):
+    def fake(inputs, point, *, deadline):
+        assert inputs == "read once for the batch"
         deadlines.add(deadline)
         if point["id"] == "bad":
             raise RuntimeError("its recording is broken")
         return {"point": point["id"]}
 
+    monkeypatch.setattr(wrapup.HighlightInputs, "load", classmethod(lambda cls, plan_xcom: "read once for the batch"))
     monkeypatch.setattr(wrapup, "build_highlight", fake)
     made = wrapup.build_highlights({}, [{"id": "a", "name": "A"}, {"id": "bad", "name": "B"}, {"id": "c", "name": "C"}])
     assert made == [{"point": "a"}, None, {"point": "c"}]
