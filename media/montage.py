@@ -93,21 +93,27 @@ class GopScores:
         return cls(list(raw["starts"]), raw["end"], list(raw["motion"]), list(raw["loudness_db"]))
 
 
-def score_gops(src: str | os.PathLike, *, until: float | None = None, source: MediaInfo | None = None,
-               timeout: float = 300) -> GopScores:
-    """Score every GOP of `src` (of its first `until` seconds) in one ffmpeg run: keyframes only are decoded (tiny
-    grey frames to a pipe), the audio is decoded to 8 kHz mono samples for the RMS. No full video decode.
-    `source`: `src` already probed."""
+def score_gops(src: str | os.PathLike, *, since: float | None = None, until: float | None = None,
+               source: MediaInfo | None = None, timeout: float = 300) -> GopScores:
+    """Score every GOP of `src` — or those from the keyframe at or before `since` to `until` — in one ffmpeg run:
+    keyframes only are decoded (tiny grey frames to a pipe), the audio is decoded to 8 kHz mono samples for the RMS.
+    No full video decode, and nothing before `since` is read: a point's recording starts at preflight, an hour
+    before the moments searched. The times stay on `src`'s clock. `source`: `src` already probed."""
     info = source or probe(src)
     width, height = _SCORE_SIZE
     with tempfile.TemporaryDirectory(prefix="score-") as tmp:
         audio_raw = Path(tmp) / "audio.s16"
-        argv = ["ffmpeg", "-v", "info", "-nostats", "-nostdin", "-skip_frame", "nokey",
-                *(["-t", f"{until:.6f}"] if until is not None else []), "-i", str(src),
+        # -ss seeks to the keyframe at or before `since` and -noaccurate_seek keeps it; -copyts keeps the clock;
+        # the audio is padded from 0 (first_pts) so a sample's index is its time on that clock too
+        seek = ["-ss", f"{since:.6f}", "-noaccurate_seek", "-copyts"] if since else []
+        span = (until - (since or 0.0)) if until is not None else None
+        argv = ["ffmpeg", "-v", "info", "-nostats", "-nostdin", "-skip_frame", "nokey", *seek,
+                *(["-t", f"{span:.6f}"] if span is not None else []), "-i", str(src),
                 "-map", "0:v:0", "-vf", f"scale={width}:{height},format=gray,showinfo", "-fps_mode", "passthrough",
                 "-f", "rawvideo", "pipe:1"]
         if info.audio is not None:
-            argv += ["-map", "0:a:0", "-ac", "1", "-ar", "8000", "-f", "s16le", str(audio_raw)]
+            argv += ["-map", "0:a:0", "-ac", "1", "-af", "aresample=8000:first_pts=0" if seek else "aresample=8000",
+                     "-f", "s16le", str(audio_raw)]
         done = subprocess.run(["ffmpeg", "-hide_banner", *argv[1:]], capture_output=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)
         if done.returncode != 0:
@@ -164,10 +170,10 @@ def cut_highlight(recording: MediaInfo, dst: str | os.PathLike, still: str | os.
                   window: tuple[float, float], length_s: float, still_width: int = 640) -> Highlight:
     """The best `length_s` (whole GOPs by `score_gops`) of the recording's search `window` (from the keyframe at or
     before its start), copied to `dst`, and a still of that first keyframe. The recording is read three times —
-    keyframes and audio up to the window's end, one frame for the still, the moment's packets — never copied whole:
+    keyframes and audio of the window only, one frame for the still, the moment's packets — never copied whole:
     every step of a point's wrap-up is a process start (~0.1 CPU-s here) and 64 points share two cores."""
     window_start, window_end = window
-    scores = score_gops(recording.path, until=window_end, source=recording)
+    scores = score_gops(recording.path, since=window_start, until=window_end, source=recording)
     first = max((i for i, t in enumerate(scores.starts) if t <= window_start + 1e-3), default=0)
     keyframe = scores.starts[first]
     searched = scores.between(keyframe, window_end, window_end - keyframe)

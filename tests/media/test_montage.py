@@ -100,6 +100,20 @@ def test_a_cut_s_scores_are_the_source_s_gops_on_the_cut_s_clock(points, tmp_pat
     assert derived.best_window(1) == (0, pytest.approx(rescored.best_window(1)[1], abs=0.05))
 
 
+def test_scoring_a_window_reads_from_its_keyframe_and_keeps_the_recording_s_clock(tmp_path):
+    # A point's recording starts at preflight, long before the moments searched: only the window is read, and its
+    # GOPs score as they do when the whole recording is scored (the beep's GOP included).
+    recording = synthetic_clip(tmp_path / "rec.mp4", width=426, height=240, duration=30, label="Hà Nội",
+                               marker_at=17.5)
+    info = media.probe(recording)
+    whole, window = score_gops(recording, source=info), score_gops(recording, since=13.0, until=25.0, source=info)
+    assert window.starts == pytest.approx([12, 14, 16, 18, 20, 22], abs=0.01) and window.end == 25.0
+    first = whole.starts.index(window.starts[0])
+    assert window.loudness_db == pytest.approx(whole.loudness_db[first:first + 6], abs=0.5)
+    assert window.loudness_db[2] > -50 > max(window.loudness_db[:2] + window.loudness_db[3:])  # the beep, alone
+    assert window.motion[:5] == pytest.approx(whole.motion[first:first + 5], abs=0.01)
+
+
 def test_a_highlight_is_the_window_s_best_moment_cut_from_the_recording_itself(tmp_path):
     # A 12 s recording, its beep in the fourth GOP; the window [3, 9) starts mid-GOP: the search begins at the
     # keyframe before it (2 s), the whole 2-GOP moment holding the beep is copied (not [6, 9), cut short by the
