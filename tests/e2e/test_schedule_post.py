@@ -37,11 +37,19 @@ def _mark_failed(api: AirflowAPI, run_id: str, attempts: int = 3) -> None:
     for attempt in range(1, attempts + 1):
         try:
             api.set_run_state(DAG, run_id, "failed")
-            return
+            break
         except AirflowAPIError as exc:
             if exc.status != 500 or attempt == attempts:
                 raise
             time.sleep(2)
+    # Seen once here: marked while the scheduler was finishing the approval task, the run was turned "success" by
+    # the scheduler a second later (its tasks were skipped: nothing posted). A person sees it green and marks it
+    # again; so does the test. Whether anything was posted is asserted on the channels.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(2)
+        if api.run(DAG, run_id)["state"] != "failed":
+            api.set_run_state(DAG, run_id, "failed")
 
 
 @pytest.fixture(scope="module")
