@@ -55,6 +55,23 @@ def task_log(api: AirflowAPI, dag_id: str, run_id: str, task_id: str, *, map_ind
     return "\n".join(str(line.get("event", "")) if isinstance(line, dict) else str(line) for line in content)
 
 
+def run_story(api: AirflowAPI, dag_id: str, run_id: str, *, log_lines: int = 6) -> str:
+    """Each task's state and, for a task that failed or was skipped, the last lines of its log: an assertion on a
+    run's state says why in CI, where nobody can open the UI afterwards."""
+    lines = []
+    for ti in api.task_instances(dag_id, run_id):
+        task = ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else "")
+        lines.append(f"{task}: {ti['state']} (try {ti.get('try_number')})")
+        if ti["state"] in ("failed", "skipped", "upstream_failed") and ti.get("try_number"):
+            try:
+                log = task_log(api, dag_id, run_id, ti["task_id"], map_index=ti.get("map_index", -1),
+                               try_number=ti["try_number"])
+            except AirflowAPIError as exc:
+                log = f"(no log: {exc})"
+            lines += ["    " + line for line in log.splitlines()[-log_lines:]]
+    return "\n".join(lines)
+
+
 def next_minute(moment: datetime) -> datetime:
     """The form takes minutes: the first whole minute at or after `moment`."""
     whole = moment.replace(second=0, microsecond=0)

@@ -34,7 +34,9 @@ DAYS = [date(2020, 5, 23) + timedelta(days=i) for i in range(6)]
 AS_OF = DAYS[-1]
 TEAMS = ("Vĩnh Yên", "Phúc Yên", "Lập Thạch", "Tam Dương", "Tam Đảo", "Bình Xuyên", "Yên Lạc", "Vĩnh Tường",
          "Sông Lô")  # the event file's order
-POST_LEAD_S = 75  # the results post's publish time: the report run (~10 s) and the approval must come before it
+# The results post's publish time: the form refuses one less than MIN_LEAD (60 s) away when its run validates it,
+# which is the report run (~20 s, twice that on a loaded CI machine) after the trigger; the approval comes after.
+POST_LEAD_S = 60 + 75
 STAFF = ("lanhdao@bhxh-test.example", "truyenthong@bhxh-test.example")
 
 
@@ -339,7 +341,7 @@ def test_the_results_post_goes_through_approval_and_is_published_once_under_reru
     from bridgecast.posts.audit import on_channels
 
     event = scenario["event"]
-    assert scenario["post"]["state"] == "success"
+    assert scenario["post"]["state"] == "success", kit.run_story(airflow_api, POST_DAG, scenario["post_run"])
     assert scenario["rerun"]["state"] == "success" and scenario["second_state"]["state"] == "success"
     runs = [r for r in airflow_api.runs(POST_DAG, limit=100) if r["dag_run_id"].startswith(f"results__{event.id}")]
     assert [r["dag_run_id"] for r in runs] == [scenario["post_run"]]
