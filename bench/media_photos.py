@@ -105,7 +105,7 @@ def toolkit_path(src: Path, out: Path, sha256: str) -> None:
 
 
 def pillow_variant(*, draft: bool, resample: Image.Resampling) -> Path_:
-    """The toolkit's steps with another decode scale or filter: what the choice of draft + bilinear is against."""
+    """The toolkit's steps with another decode scale or filter: what the choice of draft + box is against."""
     def run(src: Path, out: Path, sha256: str) -> None:
         with Image.open(src) as image:
             orientation = image.getexif().get(0x0112, 1)
@@ -238,9 +238,9 @@ def main() -> int:
 
         paths: list[tuple[str, Path_]] = [
             ("former path (baseline)", former_path),
-            ("toolkit: draft + bilinear + box thumb", toolkit_path),
+            ("toolkit: draft + box + box thumb", toolkit_path),
             ("pillow: full decode + bilinear", pillow_variant(draft=False, resample=Image.Resampling.BILINEAR)),
-            ("pillow: draft + box filter", pillow_variant(draft=True, resample=Image.Resampling.BOX)),
+            ("pillow: draft + bilinear", pillow_variant(draft=True, resample=Image.Resampling.BILINEAR)),
         ]
         try:
             import pyvips

@@ -6,8 +6,9 @@ for HEIC photos from phones (decoded by pillow-heif).
 
 Cheap by construction (bench/media_photos.py chose it against the former path and libvips): a JPEG is decoded at
 the smallest DCT scale still ≥ the web size (`draft`: a 12 MP photo decodes at 1/2 scale), the rest of the way
-is a bilinear resize (the DCT scaling already did the heavy, high-quality part), the thumbnail is an integer box
-reduction of the web rendition whenever the sizes allow, and the caller's known SHA-256 is not computed again."""
+is a box (area-average) resize (the DCT scaling already did the heavy, high-quality part), the thumbnail is an
+integer box reduction of the web rendition whenever the sizes allow, and the caller's known SHA-256 is not computed
+again."""
 from __future__ import annotations
 
 import concurrent.futures
@@ -249,9 +250,10 @@ def _srgb() -> ImageCms.ImageCmsProfile:
 
 
 def _shrink(im: Image.Image, long_edge: int) -> Image.Image:
-    """Fit within `long_edge`: an integer box reduction when the sizes divide exactly (1600 → 400), otherwise
-    a box pre-reduction to within 2× and a bilinear finish (Pillow's resize filters are antialiased: bilinear
-    is a triangle filter over the scaled support, as good as bicubic on a ≤2× step, at 2/3 of its cost)."""
+    """Fit within `long_edge`: an integer box reduction when the sizes divide exactly (1600 → 400), otherwise a
+    box (area-average) resize. After the DCT-scaled decode the step left is under 2× (2000 → 1600), where the box
+    filter is as close to a full-decode Lanczos reference as bilinear in bench/media_photos.py (1.40 against 1.36
+    levels of 255) for 12 % less CPU per photo — the bench's choice."""
     scale = long_edge / max(im.size)
     if scale >= 1:
         return im.copy()
@@ -259,7 +261,7 @@ def _shrink(im: Image.Image, long_edge: int) -> Image.Image:
     factor = im.size[0] / size[0]
     if factor == int(factor) and im.size[1] == size[1] * int(factor):
         return im.reduce(int(factor))
-    return im.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return im.resize(size, Image.Resampling.BOX)
 
 
 def _save_clean(im: Image.Image, dst: Path, quality: int) -> None:
