@@ -22,6 +22,7 @@ import requests
 import yaml
 
 from bridgecast.airflow_api import AirflowAPI
+from bridgecast.posts.form import MIN_LEAD as FORM_MIN_LEAD
 from devstack import synthetic
 
 import kit
@@ -34,9 +35,9 @@ DAYS = [date(2020, 5, 23) + timedelta(days=i) for i in range(6)]
 AS_OF = DAYS[-1]
 TEAMS = ("Vĩnh Yên", "Phúc Yên", "Lập Thạch", "Tam Dương", "Tam Đảo", "Bình Xuyên", "Yên Lạc", "Vĩnh Tường",
          "Sông Lô")  # the event file's order
-# The results post's publish time: the form refuses one less than MIN_LEAD (60 s) away when its run validates it,
-# which is the report run (~20 s, twice that on a loaded CI machine) after the trigger; the approval comes after.
-POST_LEAD_S = 60 + 75
+# The results post's publish time: the form refuses one less than its MIN_LEAD away when the post's run validates
+# it, which is the report run (~20 s, twice that on a loaded CI machine) after the trigger; the approval comes after.
+POST_LEAD_S = FORM_MIN_LEAD.total_seconds() + 75
 STAFF = ("lanhdao@bhxh-test.example", "truyenthong@bhxh-test.example")
 
 
