@@ -4,6 +4,7 @@ ffmpeg-python builds the argv; its own `run()` has no timeout, and a stalled RTM
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,6 +19,9 @@ from media.redact import redact_urls
 STDERR_TAIL_LINES = 40
 # ffmpeg ignores a first SIGTERM while blocked in a network read (media-notes §2); give it this long, then KILL.
 TERM_GRACE_S = 5.0
+# `in_background`: how much nicer (lower CPU priority) background work's ffmpeg/ffprobe run than the rest.
+BACKGROUND_NICENESS = 10
+_this_thread = threading.local()
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,36 @@ class RunResult:
 
 
 ProgressCallback = Callable[[Progress], None]
+
+
+@contextlib.contextmanager
+def in_background(niceness: int = BACKGROUND_NICENESS):
+    """Every ffmpeg/ffprobe this thread starts inside the block runs `niceness` nicer than usual: work nobody waits
+    for (the archive remux of recording segments) yields the cores to work people wait for (the wrap-up's highlights
+    and recap, team videos) and takes whatever CPU is left. Per thread: a task's other threads keep their priority."""
+    previous = background_niceness()
+    _this_thread.niceness = niceness
+    try:
+        yield
+    finally:
+        _this_thread.niceness = previous
+
+
+def background_niceness() -> int:
+    """The niceness `in_background` adds to what this thread starts now (0 outside the block)."""
+    return getattr(_this_thread, "niceness", 0)
+
+
+def _started(proc: subprocess.Popen) -> subprocess.Popen:
+    """`proc`, lowered to this thread's background priority (raising one's own child's niceness needs no privilege;
+    its first milliseconds run at the usual priority)."""
+    niceness = background_niceness()
+    if niceness:
+        try:
+            os.setpriority(os.PRIO_PROCESS, proc.pid, os.getpriority(os.PRIO_PROCESS, 0) + niceness)
+        except ProcessLookupError:  # already over
+            pass
+    return proc
 
 
 def with_progress(argv: Sequence[str]) -> list[str]:
@@ -88,8 +122,8 @@ class FFmpegProcess:
         self._tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self.started = time.monotonic()
         # A new session: our signals reach ffmpeg only, and a terminal's Ctrl-C does not reach it twice.
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, start_new_session=True)
+        self.proc = _started(subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                              stderr=subprocess.PIPE, start_new_session=True))
         self._readers = [threading.Thread(target=self._read_progress, daemon=True),
                          threading.Thread(target=self._read_stderr, daemon=True)]
         for reader in self._readers:
@@ -169,11 +203,16 @@ def run_ffmpeg(argv: Sequence[str], *, timeout: float, path: str | os.PathLike, 
 
 def run_capture(argv: Sequence[str], *, timeout: float, path: str | os.PathLike) -> subprocess.CompletedProcess:
     """Run a short command (ffprobe, fc-query) with a timeout and return its output; never raises on exit code."""
-    try:
-        return subprocess.run(list(argv), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise FFmpegTimeout(redact_urls(str(path)), f"{argv[0]} did not finish within {timeout:.0f} s",
-                            argv=_redacted(argv)) from None
+    with _started(subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise FFmpegTimeout(redact_urls(str(path)), f"{argv[0]} did not finish within {timeout:.0f} s",
+                                argv=_redacted(argv)) from None
+    return subprocess.CompletedProcess(list(argv), proc.returncode, stdout, stderr)
 
 
 def _redacted(argv: Sequence[str]) -> list[str]:

@@ -42,9 +42,35 @@ def test_photos_are_dealt_out_so_every_batch_starts_with_the_oldest():
     assert sorted(i["sha256"] for b in batches for i in b) == sorted(_event(n)["sha256"] for n in range(40))
 
 
-def test_each_video_or_recording_is_a_batch_of_its_own():
+def test_each_team_video_is_a_batch_of_its_own_ahead_of_the_recording_segments():
     batches = plan_batches([_event(1), _event(2, "recording"), _event(3), _event(4, "video")])
-    assert [[i["kind"] for i in b] for b in batches] == [["photo", "photo"], ["recording"], ["video"]]
+    assert [[i["kind"] for i in b] for b in batches] == [["photo", "photo"], ["video"], ["recording"]]
+
+
+def test_the_segments_every_point_closes_together_are_a_few_batches_in_arrival_order():
+    """64 points' segments close at the same moment: a handful of tasks, not 64 task start-ups in a row."""
+    segments = [_event(n, "recording", point=f"p{n:02d}") for n in range(64)]
+    batches = plan_batches(segments[:40] + [_event(99, "video")] + segments[40:])
+    assert [len(b) for b in batches] == [1, 16, 16, 16, 16]
+    assert batches[0][0]["kind"] == "video"
+    assert [i["sha256"] for b in batches[1:] for i in b] == [s["sha256"] for s in segments]
+
+
+def test_a_batch_processes_recording_segments_in_the_background_and_team_videos_and_photos_not(monkeypatch):
+    """The archive remux of the segments yields the CPU to the wrap-up, which runs beside it at the event's end."""
+    from media.run import BACKGROUND_NICENESS, background_niceness
+
+    seen = {}
+
+    def process_one(item, work, storage, manifests, policy):
+        seen[item["kind"]] = background_niceness()
+        return {"key": item["key"], "status": "processed"}
+
+    monkeypatch.setattr(processing, "_process_one", process_one)
+    batch = [_event(1, "recording"), _event(2, "video"), _event(3, "photo")]
+    assert [r["status"] for r in processing.process_batch(batch, storage=None, policy=None, workers=1)] == \
+        ["processed"] * 3
+    assert seen == {"recording": BACKGROUND_NICENESS, "video": 0, "photo": 0}
 
 
 def test_the_feed_hands_out_each_new_asset_once_and_asks_only_from_the_newest_seen():

@@ -49,6 +49,37 @@ def test_run_ffmpeg_failure_carries_the_stderr_tail(tmp_path):
     assert "No such file" in caught.value.stderr_tail
 
 
+def test_background_work_runs_its_ffmpeg_and_ffprobe_nicer_and_other_threads_keep_their_priority(tmp_path):
+    """What the archive remux of recordings relies on to yield the cores to the wrap-up: the niceness of the real
+    processes, read back from the kernel while they run."""
+    import os
+    import threading
+
+    from media.run import BACKGROUND_NICENESS, FFmpegProcess, in_background, run_capture
+
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    endless = ["ffmpeg", "-f", "lavfi", "-i", "sine", "-f", "null", "-"]
+
+    def niceness_of_one_started_here() -> int:
+        process = FFmpegProcess(endless)
+        try:
+            return os.getpriority(os.PRIO_PROCESS, process.pid)
+        finally:
+            process.stop()
+
+    seen = {}
+    with in_background():
+        seen["background"] = niceness_of_one_started_here()
+        other = threading.Thread(target=lambda: seen.update(other_thread=niceness_of_one_started_here()))
+        other.start()
+        other.join()
+        # ffprobe (run_capture) too: a shell that reports its own niceness (once it is lowered) stands in
+        reported = run_capture(["sh", "-c", "sleep 0.2; ps -o ni= -p $$"], timeout=10, path=tmp_path / "x")
+    seen["after"] = niceness_of_one_started_here()
+    assert seen == {"background": own + BACKGROUND_NICENESS, "other_thread": own, "after": own}
+    assert int(reported.stdout) == own + BACKGROUND_NICENESS and reported.returncode == 0
+
+
 def test_progress_block_is_parsed_with_percent_and_speed():
     progress = parse_progress({"out_time_us": "5000000", "speed": "2.5x", "fps": "75.0",
                                "bitrate": "812.3kbits/s", "frame": "150", "progress": "continue"}, 10.0)

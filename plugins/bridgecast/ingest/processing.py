@@ -13,6 +13,7 @@ lines. Airflow-free except `linger_feed`, which reads the task context the DAG h
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 # until batches reach PHOTO_CHUNK_MAX; a quiet moment's few photos go in one batch.
 PHOTO_CHUNK_MIN, PHOTO_CHUNK_MAX, PHOTO_SPREAD = 16, 64, 4
 PHOTO_WORKERS = 3  # threads per task (see process_batch)
+RECORDING_CHUNK = 16  # recording segments per task (see plan_batches)
 # A run's first task stays on for new arrivals (see process_batch and _linger): it polls every LINGER_POLL_S
 # while fewer than LINGER_BACKLOG assets wait in it, ends when none came for LINGER_IDLE_S, and never stays
 # longer than LINGER_MAX_S.
@@ -75,14 +77,21 @@ def announced(events: list[dict]) -> list[dict]:
 
 
 def plan_batches(items: list[dict], chunk: int | None = None) -> list[list[dict]]:
-    """Group assets into task-sized batches: photos in chunks, each video/recording alone.
+    """Group assets into task-sized batches: photos in chunks, each team video alone, recording segments in runs of
+    RECORDING_CHUNK — in that order, which is the order a lane works its batches in.
 
     Photos are dealt out in turn (1st to batch 0, 2nd to batch 1, …): batches run side by side and each works
-    oldest first, so the run as a whole finishes photos roughly in the order they arrived."""
+    oldest first, so the run as a whole finishes photos roughly in the order they arrived. A team video (minutes of
+    transcoding, and the galleries wait for it) goes before the recording segments that closed with it: the
+    segments of every point close together (nginx's `record_interval`) and are remuxed in well under a second each,
+    so one task per segment would spend ~1.5 CPU-s of task start-up on 0.15 of work — 64 of them, queued one at a
+    time in the video lane, held a team video 4 minutes behind them in the rehearsal."""
     photos = [i for i in items if i["kind"] == "photo"]
-    others = [[i] for i in items if i["kind"] != "photo"]
+    videos = [[i] for i in items if i["kind"] not in ("photo", "recording")]
+    recordings = [i for i in items if i["kind"] == "recording"]
     count = math.ceil(len(photos) / (chunk or photo_chunk(len(photos))))
-    return [photos[k::count] for k in range(count)] + others
+    return ([photos[k::count] for k in range(count)] + videos
+            + [recordings[k:k + RECORDING_CHUNK] for k in range(0, len(recordings), RECORDING_CHUNK)])
 
 
 def still_to_do(items: list[dict], storage: Storage, workers: int = 16) -> list[dict]:
@@ -172,6 +181,8 @@ def process_batch(batch: list[dict], storage: Storage, policy: MediaSettings, *,
     resizes and encodes, so one task uses the machine's cores without a process start-up per photo. Staying
     on for new arrivals turns a burst into a stream: a photo is picked up within a second of its asset event
     instead of waiting for the next run, which only starts once this one has ended (max_active_runs=1)."""
+    from media.run import in_background
+
     manifests = ManifestStore(storage)
     numbers = itertools.count()
     failing = threading.Event()  # set by the first failure that is not a file's: take no more work
@@ -183,7 +194,10 @@ def process_batch(batch: list[dict], storage: Storage, policy: MediaSettings, *,
             work = Path(tmp) / str(next(numbers))  # each asset its own directory: threads never share a file
             work.mkdir()
             try:
-                outcome = _process_one(item, work, storage, manifests, policy)
+                # a recording segment's remux is the archive, which nobody waits for: it yields the CPU to the
+                # wrap-up (whose highlights are cut from the raw segments) and to team videos
+                with in_background() if item["kind"] == "recording" else contextlib.nullcontext():
+                    outcome = _process_one(item, work, storage, manifests, policy)
             except Exception as exc:  # S3, the manifest store or this machine failing: the task fails after the
                 failing.set()  # batch and is retried
                 kind = "transient storage error" if is_transient(exc) else "failure"
