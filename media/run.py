@@ -212,6 +212,9 @@ def run_capture(argv: Sequence[str], *, timeout: float, path: str | os.PathLike)
             proc.communicate()
             raise FFmpegTimeout(redact_urls(str(path)), f"{argv[0]} did not finish within {timeout:.0f} s",
                                 argv=_redacted(argv)) from None
+        except BaseException:
+            proc.kill()  # as subprocess.run did: an interrupted caller leaves no ffprobe behind
+            raise
     return subprocess.CompletedProcess(list(argv), proc.returncode, stdout, stderr)
 
 
