@@ -257,7 +257,6 @@ def create_app(gateway: Gateway, *, trigger=None) -> FastAPI:
         limit = await asyncio.to_thread(g.max_upload_bytes, who)
         if size <= 0 or size > limit:
             raise HTTPException(413, f"'{filename}': kích thước {size} byte không hợp lệ (limit {limit // 2**20} MB)")
-        await asyncio.to_thread(g.sessions.sweep, g.session_ttl_s)
         session = await asyncio.to_thread(
             lambda: g.sessions.open(event_id=who.event_id, point_id=who.point_id, filename=filename, size=size,
                                     content_type=content_type, fingerprint=fingerprint))

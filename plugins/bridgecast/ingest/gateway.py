@@ -31,6 +31,8 @@ log = logging.getLogger("bridgecast.gateway")
 
 DEFAULT_MAX_UPLOAD_MB = 2048
 MAX_TOKEN_CHARS = 256
+# Abandoned resumable uploads are swept in the background, never on the request path: the sweep looks at every
+# stored session (a day's worth), which made each new upload slower than the one before (bench/ingest_burst.py).
 SWEEP_EVERY_S = 600
 # A refusal sent before the body was read closes the connection: otherwise the server would go on reading (and
 # discarding) whatever the client keeps sending.
@@ -42,14 +44,14 @@ class Gateway:
     storage and Airflow (`connect`) after nginx's callback server is already answering."""
 
     def __init__(self, var: Path, keys: KeyStore, *, control_url: str | None = None,
-                 session_ttl_s: float = DEFAULT_TTL_S):
+                 session_ttl_s: float = DEFAULT_TTL_S, session_sweep_every_s: float = SWEEP_EVERY_S):
         self.var = var
         self.keys = keys
         self.live = LiveState(var / "ingest" / "live.json", var / "recordings" / "live")
         self.segments = SegmentUploader(None, self.live,
                                         keep_local=os.environ.get("BRIDGECAST_KEEP_RECORDINGS") == "1")
         self.sessions = SessionStore(var / "ingest" / "spool")
-        self.session_ttl_s = session_ttl_s
+        self.session_ttl_s, self.session_sweep_every_s = session_ttl_s, session_sweep_every_s
         self.incoming = var / "ingest" / "incoming"  # multipart files while they are being received
         self.incoming.mkdir(parents=True, exist_ok=True)
         self.watcher = RevokedKeyWatcher(keys, self.live, NginxControl(control_url) if control_url else None)
@@ -105,7 +107,7 @@ class Gateway:
                              self.session_ttl_s / 3600)
             except Exception:
                 log.exception("upload session sweep failed; trying again later")
-            if self._stop.wait(SWEEP_EVERY_S):
+            if self._stop.wait(self.session_sweep_every_s):
                 return
 
     def event_of(self, who: PointIdentity):
@@ -179,6 +181,8 @@ def main() -> None:
                         help="nginx-rtmp control endpoint, e.g. http://127.0.0.1:18081/control (drops revoked keys)")
     parser.add_argument("--session-ttl-h", type=float, default=DEFAULT_TTL_S / 3600,
                         help="abandoned resumable uploads are removed after this many hours idle")
+    parser.add_argument("--session-sweep-every-s", type=float, default=SWEEP_EVERY_S,
+                        help="how often the spool is swept for abandoned uploads")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     redact.install()
@@ -186,7 +190,8 @@ def main() -> None:
     redact.register(secret)
 
     # 1. nginx's side: keys and live state only, so publishers are authenticated again within a second.
-    gateway = Gateway.from_env(control_url=args.rtmp_control_url, session_ttl_s=args.session_ttl_h * 3600)
+    gateway = Gateway.from_env(control_url=args.rtmp_control_url, session_ttl_s=args.session_ttl_h * 3600,
+                               session_sweep_every_s=args.session_sweep_every_s)
     try:
         callbacks = CallbackServer((args.callback_host, args.callback_port), gateway, secret)
     except OSError as exc:

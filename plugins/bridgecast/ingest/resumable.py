@@ -151,33 +151,41 @@ class SessionStore:
         self._write(session)
 
     def sweep(self, max_age_s: float = DEFAULT_TTL_S, now: float | None = None) -> list[str]:
-        """Remove sessions (and their bytes) nobody has touched for `max_age_s`; returns their ids."""
-        now = time.time() if now is None else now
-        removed = []
-        for meta in self.spool.glob("*.json"):
-            session_id = meta.stem
-            if self._idle_s(session_id, now) > max_age_s:
-                self.data_path(session_id).unlink(missing_ok=True)
-                meta.unlink(missing_ok=True)
-                self._locks.pop(session_id, None)
-                removed.append(session_id)
-        for leftover in [*self.spool.glob("*.part"), *self.spool.glob("*.tmp")]:
-            try:
-                orphan = not self._meta(leftover.stem).exists() or leftover.suffix == ".tmp"
-                if orphan and now - leftover.stat().st_mtime > max_age_s:
-                    leftover.unlink(missing_ok=True)
-            except OSError:
-                continue
-        return removed
+        """Remove sessions (and their bytes) nobody has touched for `max_age_s`; returns their ids.
 
-    def _idle_s(self, session_id: str, now: float) -> float:
-        times = []
-        for path in (self._meta(session_id), self.data_path(session_id)):
-            try:
-                times.append(path.stat().st_mtime)
-            except OSError:
-                continue
-        return now - max(times) if times else 0.0
+        One pass over the spool, a stat per file: finished sessions stay (their result answers a repeated
+        request) for a day, so on the event day the spool holds thousands of them."""
+        now = time.time() if now is None else now
+        touched: dict[str, float] = {}  # session id → the last time its meta or bytes changed
+        metas: set[str] = set()
+        leftovers: list[tuple[str, float]] = []  # .tmp files of a crashed write
+        with os.scandir(self.spool) as entries:
+            for entry in entries:
+                stem, dot, suffix = entry.name.rpartition(".")
+                if not dot or suffix not in ("json", "part", "tmp"):
+                    continue
+                try:
+                    mtime = entry.stat().st_mtime
+                except OSError:
+                    continue
+                if suffix == "tmp":
+                    leftovers.append((entry.path, mtime))
+                    continue
+                touched[stem] = max(mtime, touched.get(stem, mtime))
+                if suffix == "json":
+                    metas.add(stem)
+        removed = []
+        for session_id, mtime in touched.items():
+            if now - mtime > max_age_s:  # bytes without a meta file too (a crash half way through a discard)
+                self.data_path(session_id).unlink(missing_ok=True)
+                if session_id in metas:
+                    self._meta(session_id).unlink(missing_ok=True)
+                    removed.append(session_id)
+                self._locks.pop(session_id, None)
+        for path, mtime in leftovers:
+            if now - mtime > max_age_s:
+                Path(path).unlink(missing_ok=True)
+        return removed
 
     def _write(self, session: UploadSession) -> None:
         tmp = self._meta(session.id).with_suffix(".tmp")

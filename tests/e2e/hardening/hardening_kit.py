@@ -314,7 +314,7 @@ def scan(paths: list[Path], secrets: dict[str, str], offsets: dict[Path, int] | 
 # --- a second gateway process, for faults the stack's own gateway must not have --------------------------------
 @contextmanager
 def spare_gateway(stack, tmp_path: Path, *, env_overrides: dict[str, str], keys_dir: Path | None = None,
-                  port_offset: int = 61):
+                  port_offset: int = 61, args: tuple[str, ...] = ()):
     """The real gateway module on ports base+`port_offset` (public) and +1 (callbacks), with its own var/ and the
     stack's environment changed by `env_overrides` (e.g. a wrong S3 secret)."""
     base = stack.layout.ports.base
@@ -328,7 +328,8 @@ def spare_gateway(stack, tmp_path: Path, *, env_overrides: dict[str, str], keys_
         env["BRIDGECAST_POINT_KEYS_DIR"] = str(keys_dir)
     log = open(tmp_path / "spare-gateway.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "bridgecast.ingest.gateway", "--port", str(port),
-                             "--callback-port", str(callback_port), "--callback-secret-file", str(secret_file)],
+                             "--callback-port", str(callback_port), "--callback-secret-file", str(secret_file),
+                             *args],
                             env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         def up():

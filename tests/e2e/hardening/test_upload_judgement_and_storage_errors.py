@@ -145,20 +145,24 @@ def test_a_body_without_content_length_is_cut_off_at_the_event_limit(kit, stack,
         assert list((var / "ingest" / "incoming").iterdir()) == []  # what was spooled is gone
 
 
-def test_an_abandoned_resumable_session_is_swept_with_its_bytes(kit, stack):
-    opened = _session(kit.gateway_url, kit.auth(POINT), "bo-do.mp4", 4 * MIB, "video/mp4").json()
-    assert _patch(kit.gateway_url, kit.auth(POINT), opened["id"], 0, os.urandom(MIB)).status_code == 200
-    spool = stack.layout.var / "ingest" / "spool"
-    files = [spool / f"{opened['id']}.json", spool / f"{opened['id']}.part"]
-    two_days_ago = time.time() - 2 * 86400
-    for path in files:
-        os.utime(path, (two_days_ago, two_days_ago))
-    fresh = _session(kit.gateway_url, kit.auth(POINT), "moi.mp4", MIB, "video/mp4")  # opening sweeps
-    assert fresh.status_code == 201
-    assert not any(p.exists() for p in files)
-    assert requests.get(f"{kit.gateway_url}/api/uploads/sessions/{opened['id']}", headers=kit.auth(POINT),
-                        timeout=10).status_code == 404
-    assert (spool / f"{fresh.json()['id']}.json").exists()  # a live session is kept
+def test_an_abandoned_resumable_session_is_swept_with_its_bytes(kit, stack, tmp_path):
+    # The gateway sweeps in the background (every 10 min by default); this one every half second.
+    with spare_gateway(stack, tmp_path, env_overrides={}, args=("--session-sweep-every-s", "0.5")) as (url, var):
+        opened = _session(url, kit.auth(POINT), "bo-do.mp4", 4 * MIB, "video/mp4").json()
+        assert _patch(url, kit.auth(POINT), opened["id"], 0, os.urandom(MIB)).status_code == 200
+        live = _session(url, kit.auth(POINT), "moi.mp4", MIB, "video/mp4").json()
+        spool = var / "ingest" / "spool"
+        files = [spool / f"{opened['id']}.json", spool / f"{opened['id']}.part"]
+        two_days_ago = time.time() - 2 * 86400
+        for path in files:
+            os.utime(path, (two_days_ago, two_days_ago))
+        deadline = time.monotonic() + 20
+        while any(p.exists() for p in files) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(p.exists() for p in files)
+        assert requests.get(f"{url}/api/uploads/sessions/{opened['id']}", headers=kit.auth(POINT),
+                            timeout=10).status_code == 404
+        assert (spool / f"{live['id']}.json").exists() and (spool / f"{live['id']}.part").exists()  # kept
 
 
 def test_on_publish_is_answered_at_once_while_uploads_keep_the_disk_busy(kit):
