@@ -66,10 +66,11 @@ class Storage:
 
     # --- writes -------------------------------------------------------------------------------------------
     def put_bytes(self, key: str, data: bytes, *, content_type: str = "application/octet-stream",
-                  if_absent: bool = False, metadata: dict | None = None) -> PutResult:
+                  if_absent: bool = False, metadata: dict | None = None, sha256: str | None = None) -> PutResult:
+        """`sha256`: the hex digest of `data` when the caller has it (not computed again); S3 checks it either way."""
+        digest = bytes.fromhex(sha256) if sha256 else hashlib.sha256(data).digest()
         kwargs = dict(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
-                      ChecksumSHA256=base64.b64encode(hashlib.sha256(data).digest()).decode(),
-                      Metadata=metadata or {})
+                      ChecksumSHA256=base64.b64encode(digest).decode(), Metadata=metadata or {})
         if if_absent:
             kwargs["IfNoneMatch"] = "*"
         try:

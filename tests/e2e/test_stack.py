@@ -1,7 +1,9 @@
 """The embedded stack for real: SeaweedFS S3, nginx-rtmp with stream-key auth and recording, Airflow's scheduler."""
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -43,6 +45,21 @@ def test_s3_put_get_list_through_boto3(stack):
     # content-addressed keys are never overwritten
     assert storage.put_bytes(f"{prefix}/a.txt", b"other", if_absent=True).created is False
     assert storage.get_bytes(f"{prefix}/a.txt").decode() == "Vĩnh Phúc"
+
+
+def test_s3_checks_the_digest_a_caller_already_had(stack):
+    """The gateway passes the digest it computed on receipt instead of hashing the photo again: S3 still checks
+    it against the bytes, so a wrong one stores nothing."""
+    from botocore.exceptions import ClientError
+
+    storage = Storage.from_connection()
+    key = f"tests/{uuid.uuid4().hex}/photo.jpg"
+    data = os.urandom(4096)
+    with pytest.raises(ClientError):
+        storage.put_bytes(key, data, sha256=hashlib.sha256(b"other bytes").hexdigest())
+    assert not storage.exists(key)
+    storage.put_bytes(key, data, sha256=hashlib.sha256(data).hexdigest())
+    assert storage.get_bytes(key) == data
 
 
 def test_nginx_rtmp_accepts_a_keyed_publish_records_it_and_refuses_bad_keys(stack):

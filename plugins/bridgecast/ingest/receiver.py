@@ -5,6 +5,7 @@ second receipt on the same manifest (one object), and only new assets start proc
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -39,7 +40,9 @@ class Receiver:
                 source: str, original_name: str, client: str | None = None, sha256: str | None = None) -> Received:
         path = Path(path)
         size = path.stat().st_size
-        sha256 = sha256 or sha256_file(path)
+        # A photo is read once, into memory, and hashed there: the same bytes go to S3 with that digest.
+        data = path.read_bytes() if size <= SINGLE_PUT_BYTES else None
+        sha256 = sha256 or (hashlib.sha256(data).hexdigest() if data is not None else sha256_file(path))
         receipt = {"source": source, "original_name": original_name, "client": client, "size": size}
         existing = self.manifests.get(who.event_id, who.point_id, sha256)
         if existing is not None:
@@ -49,9 +52,9 @@ class Receiver:
             return Received(sha256, existing["key"], size, False, manifest)
 
         key = raw_key(who.event_id, who.point_id, kind, datetime.now(timezone.utc), sha256, ext)
-        if size <= SINGLE_PUT_BYTES:  # a photo: one conditional PUT (S3 checks its SHA-256), no multipart threads
-            self.storage.put_bytes(key, path.read_bytes(), content_type=content_type, if_absent=True,
-                                   metadata={"sha256": sha256})
+        if data is not None:  # a photo: one conditional PUT (S3 checks its SHA-256), no multipart threads
+            self.storage.put_bytes(key, data, content_type=content_type, if_absent=True, metadata={"sha256": sha256},
+                                   sha256=sha256)
         else:
             self.storage.upload_file(path, key, content_type=content_type, if_absent=True, sha256=sha256)
         manifest, created = self.manifests.record_receipt(
