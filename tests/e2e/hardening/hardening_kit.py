@@ -136,9 +136,11 @@ def raw_request(port: int, head: bytes, *, body_bytes: int = 0, trickle_s: float
     sock.connect(("127.0.0.1", port))
     sock.setblocking(False)
     started, sent, answer = time.monotonic(), 0, b""
-    _send_all(sock, head, started + timeout_s)  # the head may end with the start of the body (a part header)
+    # The head may end with the start of the body (a part header). A server that refuses on the headers alone
+    # answers and closes while the rest is still being sent (a broken pipe here): its answer is read below.
+    closed = not _send_all(sock, head, started + timeout_s)
     block = b"\0" * (64 if trickle_s else 16 * 1024)
-    closed, next_send = False, 0.0
+    next_send = 0.0
     try:
         while time.monotonic() - started < timeout_s:
             due = time.monotonic() >= next_send
@@ -185,7 +187,8 @@ def upload_head(path: str, *, content_length: int, token: str | None = None, bou
             f"Content-Type: video/mp4\r\n\r\n").encode()
 
 
-def _send_all(sock, data: bytes, deadline: float) -> None:
+def _send_all(sock, data: bytes, deadline: float) -> bool:
+    """Send all of `data`; False when the server closed the connection first (it answered, or not: read it)."""
     view = memoryview(data)
     while view:
         if time.monotonic() > deadline:
@@ -195,6 +198,9 @@ def _send_all(sock, data: bytes, deadline: float) -> None:
             view = view[sock.send(view):]
         except BlockingIOError:
             continue
+        except (BrokenPipeError, ConnectionResetError):
+            return False
+    return True
 
 
 # --- a TCP relay that connects from another loopback address -------------------------------------------------
