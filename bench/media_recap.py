@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 
 import media  # noqa: E402
 from devstack.synthetic import synthetic_clip  # noqa: E402
+from media.clips import joinable_signature  # noqa: E402
 from media.montage import MontageClip, build_montage, cut_highlight  # noqa: E402
 from media.normalize import target_profile, transcode  # noqa: E402
 
@@ -44,7 +45,8 @@ def highlight(recording_segments: list[Path], work: Path, *, search_s: float, le
     joined = media.join_segments(recording_segments, work / "joined.mp4")
     made = cut_highlight(joined, work / "highlight.mp4", work / "t0.jpg", window=(0, min(search_s, joined.duration)),
                          length_s=length_s)
-    return {"clip": made.clip.path, "still": made.still, "scores": made.scores}
+    return {"clip": made.clip.path, "still": made.still, "scores": made.scores,
+            "signature": joinable_signature(made.clip.output)}
 
 
 def start_sandbox(root: Path):
@@ -111,7 +113,7 @@ def main() -> int:
                                  enumerate(recordings)))
         highlights_s = time.monotonic() - end_of_event
         material = [MontageClip(f"p{i:02d}", f"Điểm cầu số {i + 1}", GROUPS[0] if i == 0 else GROUPS[1 + i % 3],
-                                h["clip"], h["scores"], 0 if i == 0 else 1) for i, h in enumerate(made)]
+                                h["clip"], h["scores"], 0 if i == 0 else 1, h["signature"]) for i, h in enumerate(made)]
         t0 = time.monotonic()
         recap = build_montage(material, tmp / "recap.mp4", budget_s=args.budget, groups=GROUPS, logo=LOGO,
                               mosaic_stills=[(m.point, h["still"]) for m, h in zip(material, made)],

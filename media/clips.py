@@ -133,6 +133,12 @@ def stream_signature(info: MediaInfo) -> dict[str, object]:
             "audio": a and (a.codec, a.profile, a.sample_rate, a.channels, a.time_base, a.extradata_hash)}
 
 
+def joinable_signature(info: MediaInfo) -> dict | None:
+    """A conformant clip's `stream_signature` in plain values (lists, not tuples: it travels in XComs), for a later
+    join to check without probing the clip again; None when the clip does not conform (it must be probed then)."""
+    return None if conformance(info) else json.loads(json.dumps(stream_signature(info)))
+
+
 def picture_duration(info: MediaInfo) -> float:
     """How long the picture lasts: frame count over rate (exact for CFR), else the stream's stated duration."""
     video = info.video
@@ -238,6 +244,63 @@ def concat(parts: Sequence[str | os.PathLike | MediaInfo], dst: str | os.PathLik
     return ConcatResult(path=dst, duration=output.duration, output=output, expected_duration=expected, part_starts=starts,
                         part_drift_s=[round(d, 4) for d in timeline.drifts],
                         dropped_audio_packets=len(timeline.dropped_packets), chapters=chapter_list)
+
+
+def copy_gops(cuts: Sequence[tuple[str | os.PathLike, float, int, str | os.PathLike]], *,
+              timeout: float | None = None) -> None:
+    """Whole GOPs by stream copy, pictures only, many cuts in one ffmpeg: each (src, keyframe, frames, dst) is the
+    `frames` pictures from the keyframe at `keyframe` on. A closed GOP's pictures all come before the next keyframe
+    in decode order, so the first `frames` packets are exactly those pictures: no lone frame of the next GOP, and
+    the part is as long as asked. One process for every cut: starting one costs more than copying 2 s of 720p."""
+    if not cuts:
+        return
+    argv = ["ffmpeg", "-y", "-nostdin"]
+    for src, keyframe, _, _ in cuts:
+        argv += ["-ss", f"{keyframe:.6f}", "-i", str(src)]
+    for index, (_, _, frames, dst) in enumerate(cuts):
+        argv += ["-map", f"{index}:v:0", "-c", "copy", "-frames:v", str(frames), "-map_metadata", "-1",
+                 "-video_track_timescale", str(HOUSE.video_timescale), str(dst)]
+    seconds = sum(frames for _, _, frames, _ in cuts) / HOUSE.fps
+    run_ffmpeg(argv, timeout=timeout or 120 + seconds, path=cuts[0][0])
+
+
+def join_pictures(parts: Sequence[tuple[str | os.PathLike, int]], sound: str | os.PathLike,
+                  dst: str | os.PathLike, *, fps: int, chapters: Sequence[str | None] | None = None,
+                  title: str | None = None, timeout: float | None = None,
+                  on_progress: ProgressCallback | None = None) -> ConcatResult:
+    """Join picture-only parts — (file, frames), identical codec parameters, constant `fps` — end to end by stream
+    copy, with one finished sound track (`sound`, made to the same length) beside them, chapters and a title.
+
+    The recap's way: each part's place is its frame count over the rate, and the sound was laid out on the same
+    counts, so the sync holds by construction — there is no per-part audio to align at the joints, nothing to
+    drop, and no part needs probing. The output is checked for the frames and the length asked."""
+    if not parts:
+        raise ValueError("join_pictures needs at least one part")
+    starts = [sum(frames for _, frames in parts[:i]) / fps for i in range(len(parts))]
+    total = sum(frames for _, frames in parts)
+    expected = total / fps
+    dst = Path(dst)
+    with tempfile.TemporaryDirectory(prefix="join-", dir=dst.parent) as tmp:
+        listing = Path(tmp) / "parts.txt"
+        listing.write_text("".join(f"file '{_quote(os.path.abspath(path))}'\nduration {frames / fps:.6f}\n"
+                                   for path, frames in parts), encoding="utf-8")
+        chapter_list = _chapters(chapters, starts, expected) if chapters else []
+        metadata = Path(tmp) / "metadata.txt"
+        metadata.write_text(_ffmetadata(title, chapter_list), encoding="utf-8")
+        argv = ["ffmpeg", "-y", "-nostdin", "-f", "concat", "-safe", "0", "-i", str(listing), "-i", str(sound),
+                "-f", "ffmetadata", "-i", str(metadata), "-map", "0:v:0", "-map", "1:a:0", "-map_metadata", "2",
+                "-map_chapters", "2", "-c", "copy", "-movflags", "+faststart",
+                "-video_track_timescale", str(HOUSE.video_timescale), str(dst)]
+        run_ffmpeg(argv, timeout=timeout or 120 + expected / 20, path=dst, expected_duration_s=expected,
+                   on_progress=on_progress)
+    output = probe(dst)
+    if output.video is None or output.audio is None or (output.video.frames or total) != total:
+        frames = output.video.frames if output.video else 0
+        raise NotConformantError(dst, f"the joined pictures hold {frames} frames, {total} were laid out",
+                                 hint="a part is shorter than planned: check the parts' sources")
+    check_duration(dst, output, expected, tolerance=DURATION_TOLERANCE_S + 0.05)
+    return ConcatResult(path=dst, duration=output.duration, output=output, expected_duration=expected,
+                        part_starts=starts, part_drift_s=[0.0] * len(parts), chapters=chapter_list)
 
 
 def _audio_bsf(dropped: list[int]) -> str:

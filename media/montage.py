@@ -5,14 +5,17 @@ Cost model (media-notes §3): stream copy is ~free, decoding keyframes only is ~
 ~2× realtime. So the montage is cut on keyframes (2 s GOP) and only what must change is re-encoded:
 - the mosaic and the outro: stills (Pillow) encoded once each, with the clips' exact codec parameters;
 - each point's first GOP, which carries its lower third (drawbox + drawtext + logo) — re-encoded frame-exact;
-- the rest of each point's moment is stream-copied; the join is the concat demuxer (`clips.concat`);
-- the loudness is measured (EBU R128) on the moments' sound before rendering and one gain goes into each part's
-  audio encode: the tails' pictures are copied, their sound re-encoded; no second pass over the finished montage.
+- the rest of each point's moment is stream-copied, whole GOPs, every point's in one ffmpeg (`clips.copy_gops`);
+- the sound is made apart from the pictures, once, for the whole montage (`montage_sound`): the moments' own sound
+  at one loudness gain (EBU R128, measured on those moments before anything renders), silence under the stills,
+  each piece exactly as many frames long as its pictures; the join lays the video-only parts end to end by their
+  frame counts beside that one track (`clips.join_pictures`), so the sync holds by construction.
 The moments are chosen by a measurable signal per GOP (`score_gops`): the picture change between consecutive
 keyframes (keyframe-only decode) plus the audio level (RMS) of the GOP."""
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import math
 import os
 import struct
@@ -27,10 +30,9 @@ from typing import Callable, Sequence
 import ffmpeg
 
 from media.cards import CardStyle, check_glyphs, fit_line, resolve_font
-from media.clips import Chapter, ClipResult, concat, cut, stream_signature
+from media.clips import Chapter, ClipResult, copy_gops, cut, join_pictures, joinable_signature, stream_signature
 from media.errors import FFmpegError, NotConformantError
 from media.frames import poster_frame
-from media.normalize import DURATION_TOLERANCE_S, check_duration
 from media.probe import MediaInfo, conformance, probe
 from media.profile import HOUSE, HouseProfile
 from media.run import ProgressCallback, run_ffmpeg
@@ -197,6 +199,9 @@ class MontageClip:
     clip: Path
     scores: GopScores
     rank: int  # 0 = shown first when there is no room for everyone (central point, host province, …)
+    # the clip's `clips.joinable_signature`, when its maker probed it (the highlight task): the montage then
+    # checks it without probing the clip again (a process start, ~0.1 CPU-s, for each shown point)
+    signature: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -392,16 +397,15 @@ def _rgb(color: str) -> tuple[int, int, int] | str:
 
 def encode_still(image: str | os.PathLike, dst: str | os.PathLike, seconds: float, profile: HouseProfile, *,
                  timeout: float = 60) -> Path:
-    """`image` held for `seconds` (whole frames) with silent stereo AAC, in `profile`'s exact codec parameters."""
+    """`image` held for `seconds` (whole frames), pictures only, in `profile`'s exact codec parameters (the
+    montage's sound is laid out apart: `montage_sound`)."""
     frames = max(1, round(seconds * profile.fps))
     # Decoded, scaled and converted once, then the finished frame repeated: an image looped at the input is decoded
     # again for every frame (a 720p PNG: ~5 ms each, most of the encode's time).
     video = (ffmpeg.input(str(image), framerate=profile.fps).video
              .filter("scale", profile.width, profile.height).filter("setsar", 1).filter("format", profile.pix_fmt)
              .filter("loop", loop=frames - 1, size=1).filter("setpts", "N/FRAME_RATE/TB"))
-    audio = ffmpeg.input(f"anullsrc=r={profile.sample_rate}:cl=stereo", f="lavfi").filter("atrim",
-                                                                                          duration=frames / profile.fps)
-    out = ffmpeg.output(video, audio, str(dst), **profile.video_args(), **profile.audio_args(), **profile.mp4_args(),
+    out = ffmpeg.output(video, str(dst), **profile.video_args(), **profile.mp4_args(),
                         **{"x264-params": FAST_X264_PARAMS})
     run_ffmpeg(ffmpeg.compile(out, overwrite_output=True), timeout=timeout, path=dst)
     return Path(dst)
@@ -410,9 +414,9 @@ def encode_still(image: str | os.PathLike, dst: str | os.PathLike, seconds: floa
 # --- lower thirds over one GOP ----------------------------------------------------------------------------------------
 def lower_third_gop(src: str | os.PathLike, dst: str | os.PathLike, start: float, end: float, *, name: str,
                     kicker: str = "", logo: str | os.PathLike | None = None, profile: HouseProfile,
-                    style: CardStyle = CardStyle(), gain_db: float = 0.0, timeout: float = 120) -> Path:
+                    style: CardStyle = CardStyle(), timeout: float = 120) -> Path:
     """[start, end) of `src` (one GOP) re-encoded frame-exact with a lower third: the kicker (group) small above
-    the point's name, on a band, and the logo top-right; its sound `gain_db` louder (the montage's loudness)."""
+    the point's name, on a band, and the logo top-right. Pictures only: the montage lays out its sound apart."""
     font = resolve_font(style.font, bold=True)
     name, kicker = unicodedata.normalize("NFC", name), unicodedata.normalize("NFC", kicker)
     check_glyphs(font, name + kicker)
@@ -437,9 +441,8 @@ def lower_third_gop(src: str | os.PathLike, dst: str | os.PathLike, start: float
             mark = ffmpeg.input(str(logo)).filter("scale", -1, band)
             video = ffmpeg.overlay(video, mark, x="W-w-W/40", y="H/20")
         video = video.filter("format", profile.pix_fmt).filter("trim", end_frame=frames)
-        audio = source.audio.filter("aresample", profile.sample_rate).filter("volume", f"{gain_db:.2f}dB")
-        out = ffmpeg.output(video, audio, str(dst), **profile.video_args(), **profile.audio_args(),
-                            **profile.mp4_args(), map_metadata=-1, **{"x264-params": FAST_X264_PARAMS})
+        out = ffmpeg.output(video, str(dst), **profile.video_args(), **profile.mp4_args(), map_metadata=-1,
+                            **{"x264-params": FAST_X264_PARAMS})
         run_ffmpeg(ffmpeg.compile(out, overwrite_output=True), timeout=timeout, path=src)
     return Path(dst)
 
@@ -452,6 +455,7 @@ class MontagePart:
     path: Path
     source_start: float = 0.0  # where the part starts in its point's clip
     source_end: float = 0.0
+    frames: int = 0  # its length: the join lays the parts, and the sound, on these counts
 
 
 @dataclass(frozen=True)
@@ -466,6 +470,7 @@ class MontageResult:
     mosaic_boxes: list[tuple[int, int, int, int]]
     mosaic_points: list[str]
     elapsed_s: float
+    gain_db: float = 0.0  # the loudness gain the moments' sound got
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -485,95 +490,167 @@ def build_montage(material: Sequence[MontageClip], dst: str | os.PathLike, *, bu
                   workers: int | None = None, on_progress: ProgressCallback | None = None,
                   fetch: Callable[[MontageClip], object] | None = None) -> MontageResult:
     """Plan (`plan_montage`), render what must be rendered in parallel (mosaic, outro, one lower-third GOP per
-    point), cut the rest by copy, join by copy; the loudness gain is measured first and applied in every part.
-    `mosaic_stills` are (point id, image) of the points live at T0. The plan needs the scores only: `fetch(clip)`,
-    if given, puts a shown clip's file at `clip.clip` before it is read (a download), and the others never are."""
+    point), copy the rest, lay out the sound, join by copy. `mosaic_stills` are (point id, image) of the points
+    live at T0. The plan needs the scores only: `fetch(clip)`, if given, puts a shown clip's file at `clip.clip`
+    before it is read (a download), and the others never are.
+
+    Pictures and sound are made apart. Every picture part is video only and a whole number of frames long (a head
+    is re-encoded to its count, a tail copies whole GOPs), and one ffmpeg lays out the whole sound track on the same
+    counts: each moment's own sound at the loudness gain, silence under the stills. So the sync holds by
+    construction (no per-part audio to align or drop at the joints), the heads start at once instead of waiting
+    for the gain, and the tails are one process instead of one each."""
     started, timings = time.monotonic(), {}
     dst = Path(dst)
     plan = plan_montage(material, budget_s=budget_s, clip_gops=clip_gops, lead_gops=lead_gops, groups=groups)
     shown = [planned.clip for planned in plan.clips]
     workers = workers or os.cpu_count() or 2
-    def read(m: MontageClip) -> MediaInfo:
+
+    def read(m: MontageClip) -> dict | None:
         if fetch is not None:
             fetch(m)
-        return probe(m.clip)
+        return m.signature or joinable_signature(probe(m.clip))
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:  # only the clips the montage shows
-        infos = dict(zip((m.point for m in shown), pool.map(read, shown)))
-    reference = infos[shown[0].point]
+        signatures = dict(zip((m.point for m in shown), pool.map(read, shown)))
+    reference = signatures[shown[0].point]
     for m in shown:
-        if conformance(infos[m.point]) or stream_signature(infos[m.point]) != stream_signature(reference):
+        if signatures[m.point] is None or signatures[m.point] != reference:
             raise NotConformantError(m.clip, "the point's clip does not match the others' codec parameters",
                                      hint="normalise the highlights to the house profile first")
-    profile = _profile_of(reference)
+    profile = HOUSE.for_size(*reference["video"][3:5])  # (codec, profile, level, width, height, …)
+    fps = profile.fps
     timings["plan"] = time.monotonic() - started
     with tempfile.TemporaryDirectory(prefix="montage-", dir=dst.parent) as tmp, \
             concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         tmp = Path(tmp)
-        # The loudness is measured on the moments' sound before anything is rendered (while the stills are), so
-        # the gain goes into the parts' own audio encode: no second pass re-encoding the finished montage's sound.
-        measured = pool.submit(programme_loudness, [(p.clip.clip, p.start, p.end) for p in plan.clips])
-        boxes = mosaic_image([s for _, s in mosaic_stills], tmp / "mosaic.png", size=profile.size,
-                             title=mosaic_title, logo=logo, style=style)
-        outro_image(tmp / "outro.png", size=profile.size, lines=outro_lines, logo=logo, style=style)
-        # Every job hands back its part probed, in parallel: the join needs each part's packets and durations.
-        jobs = {f"{still}.mp4": pool.submit(_probed, encode_still, tmp / f"{still}.png", tmp / f"{still}.mp4",
-                                            seconds, profile)
-                for still, seconds in (("mosaic", plan.intro_s), ("outro", plan.outro_s))}
-        gain = loudness_gain(*measured.result())
-        timings["loudness"] = time.monotonic() - started - timings["plan"]
-        parts: list[MontagePart] = [MontagePart("mosaic", None, tmp / "mosaic.mp4")]
-        chapter_names: list[str | None] = [mosaic_title]
+        gop = profile.gop_frames
+        parts = _still_parts("mosaic", tmp / "mosaic.mp4", _frames(plan.intro_s, fps), gop)
+        chapter_names: list[str | None] = [mosaic_title] + [None] * (len(parts) - 1)
+        tails: list[tuple[Path, float, int, Path]] = []
         for n, planned in enumerate(plan.clips):
             m, head_end = planned.clip, planned.clip.scores.starts[planned.first_gop + 1] \
                 if planned.first_gop + 1 < len(planned.clip.scores.starts) else planned.end
-            head = tmp / f"{n:03d}-head.mp4"
-            jobs[head.name] = pool.submit(_probed, lower_third_gop, m.clip, head, planned.start, head_end,
-                                          name=m.name, kicker=m.group, logo=logo, profile=profile, style=style,
-                                          gain_db=gain)
-            parts.append(MontagePart("lower_third", m.point, head, planned.start, head_end))
+            parts.append(MontagePart("lower_third", m.point, tmp / f"{n:03d}-head.mp4", planned.start, head_end,
+                                     _frames(head_end - planned.start, fps)))
             chapter_names.append(m.name)
-            if planned.gops > 1 and planned.end - head_end > 0.5 / profile.fps:
-                tail = tmp / f"{n:03d}-tail.mp4"
-                jobs[tail.name] = pool.submit(_tail, m.clip, tail, head_end, planned.end, infos[m.point], profile,
-                                              gain)
-                parts.append(MontagePart("copy", m.point, tail, head_end, planned.end))
+            if planned.gops > 1 and planned.end - head_end > 0.5 / fps:
+                parts.append(MontagePart("copy", m.point, tmp / f"{n:03d}-tail.mp4", head_end, planned.end,
+                                         _frames(planned.end - head_end, fps)))
+                tails.append((m.clip, head_end, parts[-1].frames, parts[-1].path))
                 chapter_names.append(None)
-        parts.append(MontagePart("outro", None, tmp / "outro.mp4"))
-        chapter_names.append(outro_lines[0] if outro_lines else "Kết")
-        probed = {name: job.result() for name, job in jobs.items()}
-        timings["render"] = time.monotonic() - started - timings["plan"] - timings["loudness"]
-        joined = concat([probed[p.path.name] for p in parts], dst, chapters=chapter_names, title=title,
-                        on_progress=on_progress)
+        outro = _still_parts("outro", tmp / "outro.mp4", _frames(plan.outro_s, fps), gop)
+        parts += outro
+        chapter_names += [outro_lines[0] if outro_lines else "Kết"] + [None] * (len(outro) - 1)
+        clip_of = {m.point: m for m in shown}
+        # What needs no picture first, so both cores work while this thread draws the stills: the loudness (the
+        # sound waits for its gain) and the tails' copy.
+        measured = pool.submit(programme_loudness, [(p.clip.clip, p.start, p.end) for p in plan.clips])
+        jobs = [pool.submit(copy_gops, tails)]
+        boxes = mosaic_image([s for _, s in mosaic_stills], tmp / "mosaic.png", size=profile.size,
+                             title=mosaic_title, logo=logo, style=style)
+        outro_image(tmp / "outro.png", size=profile.size, lines=outro_lines, logo=logo, style=style)
+        jobs += [pool.submit(_probed, encode_still, tmp / f"{part.kind}.png", part.path, part.frames / fps, profile)
+                 for part in (parts[0], outro[0])]
+        sound = pool.submit(_montage_sound_at_gain, measured,
+                            _sound_pieces(parts, {point: m.clip for point, m in clip_of.items()}),
+                            tmp / "sound.m4a", profile)
+        for index, part in enumerate(p for p in parts if p.kind == "lower_third"):
+            m = clip_of[part.point]
+            # every head is the same encode: the first one's probe shows them all joinable
+            jobs.append(pool.submit(_probed if index == 0 else _run, lower_third_gop, m.clip, part.path,
+                                    part.source_start, part.source_end, name=m.name, kicker=m.group, logo=logo,
+                                    profile=profile, style=style))
+        for done in [job.result() for job in jobs]:
+            if isinstance(done, MediaInfo):  # the stills and the first head: joinable with the copied pictures
+                _check_joinable(done, reference)
+        gain = sound.result()
+        timings["render"] = time.monotonic() - started - timings["plan"]
+        joined = join_pictures([(p.path, p.frames) for p in parts], tmp / "sound.m4a", dst, fps=fps,
+                               chapters=chapter_names, title=title, on_progress=on_progress)
         timings["join"] = time.monotonic() - started - sum(timings.values())
     return MontageResult(path=dst, duration=joined.duration, budget_s=budget_s, plan=plan, parts=parts,
                          part_starts=list(joined.part_starts), chapters=joined.chapters, mosaic_boxes=boxes,
                          mosaic_points=[p for p, _ in mosaic_stills], elapsed_s=time.monotonic() - started,
-                         timings={k: round(v, 2) for k, v in timings.items()})
+                         gain_db=gain, timings={k: round(v, 2) for k, v in timings.items()})
 
 
-def _profile_of(info: MediaInfo) -> HouseProfile:
-    return HOUSE.for_size(info.video.width, info.video.height)
+def _frames(seconds: float, fps: int) -> int:
+    return max(1, round(seconds * fps))
+
+
+def _still_parts(kind: str, path: Path, frames: int, gop: int) -> list[MontagePart]:
+    """A still shown for whole GOPs is one GOP encoded once and joined as many times as it lasts (the GOPs are
+    identical: an encode of the one does for all)."""
+    if frames > gop and frames % gop == 0:
+        return [MontagePart(kind, None, path, frames=gop)] * (frames // gop)
+    return [MontagePart(kind, None, path, frames=frames)]
 
 
 def _probed(render, *args, **kwargs) -> MediaInfo:
     return probe(render(*args, **kwargs))
 
 
-def _tail(clip: Path, dst: Path, start: float, end: float, source: MediaInfo, profile: HouseProfile,
-          gain_db: float) -> MediaInfo:
-    """The rest of a point's moment: its pictures by copy from `start` (one of the clip's keyframes, from its
-    scores), its sound re-encoded `gain_db` louder (the montage's loudness; copied too when there is no gain)."""
-    if not gain_db:
-        return cut(clip, dst, start, end, source=source, keyframe=start).output
-    argv = ["ffmpeg", "-y", "-ss", f"{start:.6f}", "-i", str(clip), "-t", f"{end - start:.6f}", "-map", "0:v:0",
-            "-map", "0:a:0", "-map_metadata", "-1", "-c:v", "copy", "-af", f"volume={gain_db:.2f}dB", "-c:a", "aac",
-            "-b:a", f"{profile.audio_bitrate_k}k", "-ar", str(profile.sample_rate), "-ac", str(profile.channels),
-            "-movflags", "+faststart", "-video_track_timescale", str(profile.video_timescale), str(dst)]
-    run_ffmpeg(argv, timeout=120 + (end - start), path=clip, expected_duration_s=end - start)
-    output = probe(dst)
-    check_duration(dst, output, end - start, tolerance=DURATION_TOLERANCE_S + 1 / profile.fps)  # as `cut` does
-    return output
+def _run(render, *args, **kwargs) -> None:
+    render(*args, **kwargs)
+
+
+def _check_joinable(part: MediaInfo, reference: dict) -> None:
+    """A rendered part's pictures must carry the clips' exact codec parameters (an MP4 keeps one avcC per track)."""
+    ours, theirs = json.loads(json.dumps(stream_signature(part)["video"])), reference["video"]
+    pictures_only = [d for d in conformance(part) if d.code != "no_audio"]  # the sound is laid out apart
+    if pictures_only or ours != theirs:
+        raise NotConformantError(part.path, f"its picture parameters {ours} differ from the clips' {theirs}",
+                                 hint="the house profile's encode options changed: re-encode with profile.video_args")
+
+
+def _sound_pieces(parts: Sequence[MontagePart], clip_of: dict[str, Path]) -> list[tuple[Path | None, float, int]]:
+    """The sound under each part — (clip, from, frames), None for silence — a point's head and tail as one piece."""
+    pieces: list[tuple[Path | None, float, int]] = []
+    for previous, part in zip([None, *parts], parts):
+        if part.kind == "copy" and previous is not None and previous.point == part.point:
+            clip, start, frames = pieces.pop()
+            pieces.append((clip, start, frames + part.frames))
+        else:
+            pieces.append((clip_of[part.point], part.source_start, part.frames) if part.point else
+                          (None, 0.0, part.frames))
+    return pieces
+
+
+def _montage_sound_at_gain(measured: concurrent.futures.Future, pieces, dst: Path, profile: HouseProfile) -> float:
+    gain = loudness_gain(*measured.result())
+    montage_sound(pieces, dst, profile, gain_db=gain)
+    return gain
+
+
+def montage_sound(pieces: Sequence[tuple[str | os.PathLike | None, float, int]], dst: str | os.PathLike,
+                  profile: HouseProfile, *, gain_db: float = 0.0, timeout: float | None = None) -> Path:
+    """A montage's whole sound track, in one ffmpeg: each piece — (clip, from, frames) of a moment, or (None, 0,
+    frames) of silence under a still — exactly `frames` pictures long (padded with silence where a clip's sound
+    ends early), end to end, `gain_db` louder, encoded once (AAC in `profile`). Only the clips' audio is read."""
+    rate, argv, graph, inputs = profile.sample_rate, ["ffmpeg", "-y", "-nostdin"], [], 0
+    layout = "stereo" if profile.channels == 2 else "mono"
+    for n, (clip, start, frames) in enumerate(pieces):
+        samples = round(frames * rate / profile.fps)  # 1600 a frame at 30 fps and 48 kHz: exact
+        if clip is None:
+            graph.append(f"anullsrc=r={rate}:cl={layout},atrim=end_sample={samples}[s{n}]")
+            continue
+        argv += ["-vn", "-ss", f"{start:.6f}", "-t", f"{frames / profile.fps + 0.2:.6f}", "-i", str(clip)]
+        # async=1:first_pts=0 — a clip whose sound starts after its picture gets silence first, not its sound early
+        graph.append(f"[{inputs}:a:0]aresample={rate}:async=1:first_pts=0,aformat=channel_layouts={layout},"
+                     f"apad=whole_len={samples},"
+                     f"atrim=end_sample={samples},asetpts=N/SR/TB[s{n}]")
+        inputs += 1
+    graph.append("".join(f"[s{n}]" for n in range(len(pieces))) +
+                 f"concat=n={len(pieces)}:v=0:a=1,volume={gain_db:.2f}dB[sound]")
+    seconds = sum(frames for _, _, frames in pieces) / profile.fps
+    argv += ["-filter_complex", ";".join(graph), "-map", "[sound]", *_audio_argv(profile), "-map_metadata", "-1",
+             "-movflags", "+faststart", str(dst)]
+    run_ffmpeg(argv, timeout=timeout or 120 + seconds, path=dst, expected_duration_s=seconds)
+    return Path(dst)
+
+
+def _audio_argv(profile: HouseProfile) -> list[str]:
+    return [arg for key, value in profile.audio_args().items() for arg in (f"-{key}", str(value))]
 
 
 def loudness(src: str | os.PathLike, *, timeout: float = 300) -> tuple[float, float]:

@@ -107,3 +107,38 @@ def test_concat_of_many_parts_keeps_sound_within_half_an_aac_frame(clip_factory,
     output = media.probe(joined.path)
     assert output.audio.duration == pytest.approx(output.video.duration, abs=0.03)
     assert joined.duration == pytest.approx(18.0, abs=0.05)
+
+
+def test_copy_gops_copies_whole_gops_of_many_clips_in_one_run_exactly_as_long_as_asked(conformant_clip, tmp_path):
+    from media.clips import copy_gops
+
+    marked, plain = tmp_path / "marked.mp4", tmp_path / "plain.mp4"
+    copy_gops([(conformant_clip, 2.0, 60, marked), (conformant_clip, 0.0, 60, plain)])
+    for path in (marked, plain):
+        info = media.probe(path)
+        assert info.audio is None and info.video.frames == 60  # not a lone frame of the next GOP
+        assert info.duration == pytest.approx(2.0, abs=0.01)
+    # (where each copy starts in its clip: the flash, in the join test below)
+
+
+def test_join_pictures_lays_parts_and_one_sound_track_on_the_frame_counts_in_sync(conformant_clip, tmp_path):
+    from devstack.synthetic import find_sync_marker
+    from media.clips import copy_gops, join_pictures
+    from media.montage import montage_sound
+
+    parts = [(tmp_path / f"{n}.mp4", 60) for n in "abc"]
+    copy_gops([(conformant_clip, start, 60, path) for start, (path, _) in zip((0.0, 2.0, 2.0), parts)])
+    sound = montage_sound([(conformant_clip, 0.0, 60), (None, 0.0, 60), (conformant_clip, 2.0, 60)],
+                          tmp_path / "sound.m4a", media.HOUSE.for_size(426, 240))
+    # the middle part's pictures show the flash, its sound is silence; the last has both, in sync
+    joined = join_pictures(parts, sound, tmp_path / "joined.mp4", fps=30, chapters=["Một", None, "Ba"], title="Thử")
+    assert joined.part_starts == pytest.approx([0, 2, 4]) and joined.duration == pytest.approx(6.0, abs=0.03)
+    assert [name for name, _ in chapters(joined.path)] == ["Một", "Ba"]
+    output = media.probe(joined.path)
+    assert media.conformance(output) == [] and output.video.frames == 180
+    assert output.audio.duration == pytest.approx(6.0, abs=0.03)
+    flash, beep = find_sync_marker(joined.path, 4, 2)
+    assert flash == pytest.approx(4.5, abs=0.04) and beep == pytest.approx(flash, abs=0.04)
+    with pytest.raises(NotConformantError) as caught:  # a part shorter than its place: refused, not drifting
+        join_pictures([(parts[0][0], 70)], sound, tmp_path / "short.mp4", fps=30)
+    assert "60 frames, 70 were laid out" in str(caught.value)

@@ -10,6 +10,7 @@ import pytest
 
 import media
 from devstack.synthetic import find_sync_marker, synthetic_clip
+from media.clips import joinable_signature
 from media.montage import (LOUDNORM, GopScores, MontageClip, build_montage, cut_highlight, grid, loudness,
                            lower_third_gop, plan_montage, score_gops)
 
@@ -34,16 +35,17 @@ def points(tmp_path_factory):
     return out, clips, stills
 
 
-def material(clips, names=NAMES):
+def material(clips, names=NAMES, signed=False):
+    """Each clip scored; `signed`: with its signature too, as the highlight task hands it over (no probe again)."""
     groups = [GROUPS[0]] + [GROUPS[1 + i % 3] for i in range(len(clips) - 1)]
-    return [MontageClip(f"p{i}", names[i % len(names)], groups[i], clip, score_gops(clip), 0 if i == 0 else 1)
-            for i, clip in enumerate(clips)]
+    return [MontageClip(f"p{i}", names[i % len(names)], groups[i], clip, score_gops(clip), 0 if i == 0 else 1,
+                        joinable_signature(media.probe(clip)) if signed else None) for i, clip in enumerate(clips)]
 
 
 @pytest.fixture(scope="module")
 def montage8(points):
     out, clips, stills = points
-    result = build_montage(material(clips), out / "recap8.mp4", budget_s=24, groups=GROUPS, logo=LOGO,
+    result = build_montage(material(clips, signed=True), out / "recap8.mp4", budget_s=24, groups=GROUPS, logo=LOGO,
                            mosaic_stills=[(f"p{i}", s) for i, s in enumerate(stills[:7])],
                            mosaic_title="7 điểm cầu đồng loạt ra quân", title="Thử",
                            outro_lines=["Chính sách BHXH - Điểm tựa an sinh", "Hãy tham gia BHXH"])
@@ -152,6 +154,21 @@ def test_recap_of_8_points_meets_its_budget_is_conformant_and_loudness_normalise
     groups = [p.clip.group for p in result.plan.clips]
     assert groups == sorted(groups, key=GROUPS.index)  # grouped: central, then the regions in order
     assert groups[0] == GROUPS[0]
+
+
+def test_a_clip_whose_signature_differs_from_the_others_is_refused_before_anything_renders(points, tmp_path):
+    import dataclasses
+
+    _, clips, stills = points
+    signed = material(clips, signed=True)
+    central = signed[0].signature  # the central point leads: the others' clips are checked against its own
+    other = {**central, "video": [*central["video"][:3], 640, 360, *central["video"][5:]]}
+    signed = [signed[0]] + [dataclasses.replace(m, signature=other) for m in signed[1:]]
+    with pytest.raises(media.NotConformantError) as caught:
+        build_montage(signed, tmp_path / "recap.mp4", budget_s=24, groups=GROUPS, title="Thử",
+                      mosaic_stills=[("p0", stills[0])], mosaic_title="1 điểm cầu", outro_lines=["Kết"])
+    assert "p0.mp4" not in str(caught.value) and "codec parameters" in str(caught.value)
+    assert not list(tmp_path.glob("montage-*")) and not (tmp_path / "recap.mp4").exists()
 
 
 def test_only_the_clips_the_montage_shows_are_fetched(points, tmp_path):
@@ -283,7 +300,7 @@ def test_a_lower_third_from_a_source_at_another_frame_rate_still_joins_the_cards
     head = lower_third_gop(ntsc, tmp_path / "head.mp4", 2.0, 4.0, name="Hà Nội", kicker="Miền Bắc", logo=LOGO,
                            profile=profile)
     card = encode_still(stills[0], tmp_path / "card.mp4", 2.0, profile)
-    assert stream_signature(media.probe(head)) == stream_signature(media.probe(tmp_path / "card.mp4")), card
+    assert stream_signature(media.probe(head))["video"] == stream_signature(media.probe(card))["video"]
 
 
 @pytest.mark.parametrize("count", [8, 9, 64])

@@ -220,6 +220,7 @@ def _cut_highlight(storage: Storage, plan: LaunchPlan, point: dict, segments: li
                    search_s: float, length_s: float) -> dict:
     """Join the segments, keep the best `length_s` of the search window by copy (`media.montage.cut_highlight`)."""
     import media
+    from media.clips import joinable_signature
     from media.montage import cut_highlight
 
     with tempfile.TemporaryDirectory(prefix="bridgecast-highlight-") as tmp:
@@ -237,7 +238,7 @@ def _cut_highlight(storage: Storage, plan: LaunchPlan, point: dict, segments: li
     # moment_offset_s: from `start`, where the kept moment begins (the window starts on the keyframe at/before it)
     return {"key": key, "t0_still_key": still_key, "duration": made.clip.duration, "path_taken": made.clip.path_taken,
             "moment_offset_s": round(made.moment - offset, 3), "score": round(made.score, 3),
-            "scores": made.scores.to_dict()}
+            "scores": made.scores.to_dict(), "signature": joinable_signature(made.clip.output)}
 
 
 # --- the recap ---------------------------------------------------------------------------------------------------
@@ -305,7 +306,7 @@ def build_recap(plan_xcom: dict, highlights: list[list[dict | None]]) -> dict:
         tmp = Path(tmp)
         material = [MontageClip(h["point"], h["name"], recap_group(event, h["point"]),
                                 tmp / f"{i:03d}-{h['point']}.mp4", GopScores.from_dict(h["scores"]),
-                                recap_rank(event, h["point"])) for i, h in enumerate(order)]
+                                recap_rank(event, h["point"]), h.get("signature")) for i, h in enumerate(order)]
         key_of = {h["point"]: h["key"] for h in order}
         live = [h for h in order if h.get("live_at_t0")] or order
         stills = [(h["point"], storage.download_file(h["t0_still_key"], tmp / f"t0-{h['point']}.jpg")) for h in live]
