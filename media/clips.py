@@ -100,6 +100,22 @@ def _keyframe_at_or_before(src: str | os.PathLike, start: float) -> float | None
 _FIRST_KEYFRAME_SLACK_S = 0.1
 
 
+def gop_packets(src: str | os.PathLike, *, timeout: float = 60) -> list[tuple[float, int]]:
+    """(keyframe time, picture packets up to the next keyframe) for every GOP of `src`, in file (decode) order.
+    A live recording's GOP does not hold GOP-length-many pictures (frames dropped under load), so a copy of whole
+    GOPs is counted from the file, never from times (one ffprobe listing: no decoding)."""
+    done = run_capture(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
+                        "-of", "csv=p=0", str(src)], timeout=timeout, path=src)
+    gops: list[tuple[float, int]] = []
+    for line in done.stdout.decode("ascii", "replace").splitlines():
+        pts, _, flags = line.partition(",")
+        if "K" in flags and pts not in ("", "N/A"):
+            gops.append((float(pts), 1))
+        elif gops and pts:
+            gops[-1] = (gops[-1][0], gops[-1][1] + 1)
+    return gops
+
+
 @dataclass(frozen=True)
 class Chapter:
     title: str
@@ -264,26 +280,27 @@ def copy_gops(cuts: Sequence[tuple[str | os.PathLike, float, int, str | os.PathL
     run_ffmpeg(argv, timeout=timeout or 120 + seconds, path=cuts[0][0])
 
 
-def join_pictures(parts: Sequence[tuple[str | os.PathLike, int]], sound: str | os.PathLike,
-                  dst: str | os.PathLike, *, fps: int, chapters: Sequence[str | None] | None = None,
+def join_pictures(parts: Sequence[tuple[str | os.PathLike, int, float]], sound: str | os.PathLike,
+                  dst: str | os.PathLike, *, chapters: Sequence[str | None] | None = None,
                   title: str | None = None, timeout: float | None = None,
                   on_progress: ProgressCallback | None = None) -> ConcatResult:
-    """Join picture-only parts — (file, frames), identical codec parameters, constant `fps` — end to end by stream
-    copy, with one finished sound track (`sound`, made to the same length) beside them, chapters and a title.
+    """Join picture-only parts — (file, frames, seconds), identical codec parameters — end to end by stream copy,
+    with one finished sound track (`sound`, laid out on the same seconds) beside them, chapters and a title.
 
-    The recap's way: each part's place is its frame count over the rate, and the sound was laid out on the same
-    counts, so the sync holds by construction — there is no per-part audio to align at the joints, nothing to
-    drop, and no part needs probing. The output is checked for the frames and the length asked."""
+    The recap's way: each part's place is its span (a copied GOP run lasts from its keyframe to the next, however
+    many pictures a live source kept in it), and the sound was laid out on the same spans, so the sync holds by
+    construction — there is no per-part audio to align at the joints, nothing to drop, no part to probe. The output
+    is checked for the pictures (every part's `frames`) and the length asked."""
     if not parts:
         raise ValueError("join_pictures needs at least one part")
-    starts = [sum(frames for _, frames in parts[:i]) / fps for i in range(len(parts))]
-    total = sum(frames for _, frames in parts)
-    expected = total / fps
+    starts = [sum(seconds for _, _, seconds in parts[:i]) for i in range(len(parts))]
+    total = sum(frames for _, frames, _ in parts)
+    expected = sum(seconds for _, _, seconds in parts)
     dst = Path(dst)
     with tempfile.TemporaryDirectory(prefix="join-", dir=dst.parent) as tmp:
         listing = Path(tmp) / "parts.txt"
-        listing.write_text("".join(f"file '{_quote(os.path.abspath(path))}'\nduration {frames / fps:.6f}\n"
-                                   for path, frames in parts), encoding="utf-8")
+        listing.write_text("".join(f"file '{_quote(os.path.abspath(path))}'\nduration {seconds:.6f}\n"
+                                   for path, _, seconds in parts), encoding="utf-8")
         chapter_list = _chapters(chapters, starts, expected) if chapters else []
         metadata = Path(tmp) / "metadata.txt"
         metadata.write_text(_ffmetadata(title, chapter_list), encoding="utf-8")
@@ -297,7 +314,8 @@ def join_pictures(parts: Sequence[tuple[str | os.PathLike, int]], sound: str | o
     if output.video is None or output.audio is None or (output.video.frames or total) != total:
         frames = output.video.frames if output.video else 0
         raise NotConformantError(dst, f"the joined pictures hold {frames} frames, {total} were laid out",
-                                 hint="a part is shorter than planned: check the parts' sources")
+                                 hint="a part holds other pictures than counted: count a copied part's packets "
+                                      "(clips.gop_packets)")
     check_duration(dst, output, expected, tolerance=DURATION_TOLERANCE_S + 0.05)
     return ConcatResult(path=dst, duration=output.duration, output=output, expected_duration=expected,
                         part_starts=starts, part_drift_s=[0.0] * len(parts), chapters=chapter_list)

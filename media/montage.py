@@ -8,8 +8,8 @@ Cost model (media-notes §3): stream copy is ~free, decoding keyframes only is ~
 - the rest of each point's moment is stream-copied, whole GOPs, every point's in one ffmpeg (`clips.copy_gops`);
 - the sound is made apart from the pictures, once, for the whole montage (`montage_sound`): the moments' own sound
   at one loudness gain (EBU R128, measured on those moments before anything renders), silence under the stills,
-  each piece exactly as many frames long as its pictures; the join lays the video-only parts end to end by their
-  frame counts beside that one track (`clips.join_pictures`), so the sync holds by construction.
+  each piece exactly as long as its pictures' span; the join lays the video-only parts end to end by their spans
+  beside that one track (`clips.join_pictures`), so the sync holds by construction.
 The moments are chosen by a measurable signal per GOP (`score_gops`): the picture change between consecutive
 keyframes (keyframe-only decode) plus the audio level (RMS) of the GOP."""
 from __future__ import annotations
@@ -23,14 +23,15 @@ import subprocess
 import tempfile
 import time
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 import ffmpeg
 
 from media.cards import CardStyle, check_glyphs, fit_line, resolve_font
-from media.clips import Chapter, ClipResult, copy_gops, cut, join_pictures, joinable_signature, stream_signature
+from media.clips import (Chapter, ClipResult, copy_gops, cut, gop_packets, join_pictures, joinable_signature,
+                         stream_signature)
 from media.errors import FFmpegError, NotConformantError
 from media.frames import poster_frame
 from media.probe import MediaInfo, conformance, probe
@@ -56,6 +57,9 @@ class GopScores:
     end: float
     motion: list[float]  # mean absolute luma difference to the next keyframe, 0..255
     loudness_db: list[float]  # RMS level of the GOP's audio, dBFS
+    # picture packets per GOP, when counted on the file itself (`with_packets`): a GOP copied whole from a live
+    # recording holds what the source kept, not GOP-length-many pictures
+    frames: list[int] | None = None
 
     @property
     def scores(self) -> list[float]:
@@ -85,14 +89,26 @@ class GopScores:
         if not kept:
             raise ValueError(f"no GOP starts in [{start:.3f}, {end:.3f})")
         return GopScores([round(self.starts[i] - start, 6) for i in kept], duration,
-                         [self.motion[i] for i in kept], [self.loudness_db[i] for i in kept])
+                         [self.motion[i] for i in kept], [self.loudness_db[i] for i in kept],
+                         [self.frames[i] for i in kept] if self.frames else None)
+
+    def with_packets(self, gops: Sequence[tuple[float, int]]) -> GopScores:
+        """These scores with the file's own GOPs (`clips.gop_packets`): their keyframe times, exact on the file's
+        clock, and their picture counts. A copy-cut may end on a lone keyframe of the next GOP, which is not
+        scored and is left out. Unchanged when the file's keyframes are not these GOPs'."""
+        matched = [next((gop for gop in gops if abs(gop[0] - start) <= 0.02), None) for start in self.starts]
+        if None in matched:
+            return self
+        return replace(self, starts=[t for t, _ in matched], frames=[n for _, n in matched])
 
     def to_dict(self) -> dict:
-        return {"starts": self.starts, "end": self.end, "motion": self.motion, "loudness_db": self.loudness_db}
+        return {"starts": self.starts, "end": self.end, "motion": self.motion, "loudness_db": self.loudness_db,
+                "frames": self.frames}
 
     @classmethod
     def from_dict(cls, raw: dict) -> GopScores:
-        return cls(list(raw["starts"]), raw["end"], list(raw["motion"]), list(raw["loudness_db"]))
+        return cls(list(raw["starts"]), raw["end"], list(raw["motion"]), list(raw["loudness_db"]),
+                   list(raw["frames"]) if raw.get("frames") else None)
 
 
 def score_gops(src: str | os.PathLike, *, since: float | None = None, until: float | None = None,
@@ -185,7 +201,9 @@ def cut_highlight(recording: MediaInfo, dst: str | os.PathLike, still: str | os.
     moment = keyframe + searched.starts[best]
     poster_frame(recording.path, still, at=keyframe, width=still_width, source=recording)
     clip = cut(recording.path, dst, moment, min(window_end, moment + length_s), source=recording, keyframe=moment)
-    return Highlight(clip, Path(still), keyframe, score, scores.between(clip.start, clip.end, clip.duration))
+    # the clip's own GOPs counted here, where the points' wrap-ups run side by side, not in the montage's one task
+    kept = scores.between(clip.start, clip.end, clip.duration).with_packets(gop_packets(clip.path))
+    return Highlight(clip, Path(still), keyframe, score, kept)
 
 
 # --- the plan (pure) -----------------------------------------------------------------------------------------------
@@ -423,7 +441,7 @@ def lower_third_gop(src: str | os.PathLike, dst: str | os.PathLike, start: float
     frames = max(1, round((end - start) * profile.fps))
     band = round(profile.height * 0.16)
     with tempfile.TemporaryDirectory(prefix="lower-third-", dir=Path(dst).parent) as tmp:
-        source = ffmpeg.input(str(src), ss=f"{start:.6f}", t=f"{frames / profile.fps:.6f}")
+        source = ffmpeg.input(str(src), ss=f"{start:.6f}", t=f"{end - start:.6f}")
         # On the house frame grid first: the encoder's frame rate (and so the SPS's VUI timing) comes from the
         # filter graph, and a recording's guessed rate (FLV's 1 ms clock, jitter under load) is not always 30/1 —
         # a head whose SPS differs from the cards' cannot be joined by copy.
@@ -440,7 +458,9 @@ def lower_third_gop(src: str | os.PathLike, dst: str | os.PathLike, start: float
         if logo is not None:
             mark = ffmpeg.input(str(logo)).filter("scale", -1, band)
             video = ffmpeg.overlay(video, mark, x="W-w-W/40", y="H/20")
-        video = video.filter("format", profile.pix_fmt).filter("trim", end_frame=frames)
+        # exactly `frames` pictures: a live GOP that kept fewer than its span's worth gets its last one held
+        video = (video.filter("format", profile.pix_fmt).filter("tpad", stop_mode="clone", stop=2)
+                 .filter("trim", end_frame=frames))
         out = ffmpeg.output(video, str(dst), **profile.video_args(), **profile.mp4_args(), map_metadata=-1,
                             **{"x264-params": FAST_X264_PARAMS})
         run_ffmpeg(ffmpeg.compile(out, overwrite_output=True), timeout=timeout, path=src)
@@ -455,7 +475,8 @@ class MontagePart:
     path: Path
     source_start: float = 0.0  # where the part starts in its point's clip
     source_end: float = 0.0
-    frames: int = 0  # its length: the join lays the parts, and the sound, on these counts
+    frames: int = 0  # the pictures it holds (what the join checks)
+    seconds: float = 0.0  # its span: the join lays the parts, and the sound, on these
 
 
 @dataclass(frozen=True)
@@ -494,24 +515,28 @@ def build_montage(material: Sequence[MontageClip], dst: str | os.PathLike, *, bu
     live at T0. The plan needs the scores only: `fetch(clip)`, if given, puts a shown clip's file at `clip.clip`
     before it is read (a download), and the others never are.
 
-    Pictures and sound are made apart. Every picture part is video only and a whole number of frames long (a head
-    is re-encoded to its count, a tail copies whole GOPs), and one ffmpeg lays out the whole sound track on the same
-    counts: each moment's own sound at the loudness gain, silence under the stills. So the sync holds by
-    construction (no per-part audio to align or drop at the joints), the heads start at once instead of waiting
-    for the gain, and the tails are one process instead of one each."""
+    Pictures and sound are made apart. Every picture part is video only and has its span on the montage's clock (a
+    head is re-encoded to its GOP's span on the house frame grid, a tail copies whole GOPs, as many pictures as the
+    live source kept in them), and one ffmpeg lays out the whole sound track on the same spans: each moment's own
+    sound at the loudness gain, silence under the stills. So the sync holds by construction (no per-part audio to
+    align or drop at the joints), the heads start at once instead of waiting for the gain, and the tails are one
+    process instead of one each."""
     started, timings = time.monotonic(), {}
     dst = Path(dst)
     plan = plan_montage(material, budget_s=budget_s, clip_gops=clip_gops, lead_gops=lead_gops, groups=groups)
     shown = [planned.clip for planned in plan.clips]
     workers = workers or os.cpu_count() or 2
 
-    def read(m: MontageClip) -> dict | None:
+    def read(m: MontageClip) -> tuple[dict | None, list[tuple[float, int]]]:
         if fetch is not None:
             fetch(m)
-        return m.signature or joinable_signature(probe(m.clip))
+        # the highlight task counted its clip's GOPs (`cut_highlight`); other material is counted here
+        gops = list(zip(m.scores.starts, m.scores.frames)) if m.scores.frames else gop_packets(m.clip)
+        return m.signature or joinable_signature(probe(m.clip)), gops
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:  # only the clips the montage shows
-        signatures = dict(zip((m.point for m in shown), pool.map(read, shown)))
+        read_back = dict(zip((m.point for m in shown), pool.map(read, shown)))
+    signatures = {point: signature for point, (signature, _) in read_back.items()}
     reference = signatures[shown[0].point]
     for m in shown:
         if signatures[m.point] is None or signatures[m.point] != reference:
@@ -524,21 +549,22 @@ def build_montage(material: Sequence[MontageClip], dst: str | os.PathLike, *, bu
             concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         tmp = Path(tmp)
         gop = profile.gop_frames
-        parts = _still_parts("mosaic", tmp / "mosaic.mp4", _frames(plan.intro_s, fps), gop)
+        parts = _still_parts("mosaic", tmp / "mosaic.mp4", _frames(plan.intro_s, fps), gop, fps)
         chapter_names: list[str | None] = [mosaic_title] + [None] * (len(parts) - 1)
         tails: list[tuple[Path, float, int, Path]] = []
         for n, planned in enumerate(plan.clips):
             m, head_end = planned.clip, planned.clip.scores.starts[planned.first_gop + 1] \
                 if planned.first_gop + 1 < len(planned.clip.scores.starts) else planned.end
             parts.append(MontagePart("lower_third", m.point, tmp / f"{n:03d}-head.mp4", planned.start, head_end,
-                                     _frames(head_end - planned.start, fps)))
+                                     _frames(head_end - planned.start, fps), head_end - planned.start))
             chapter_names.append(m.name)
             if planned.gops > 1 and planned.end - head_end > 0.5 / fps:
                 parts.append(MontagePart("copy", m.point, tmp / f"{n:03d}-tail.mp4", head_end, planned.end,
-                                         _frames(planned.end - head_end, fps)))
+                                         _copied_frames(m.clip, read_back[m.point][1], head_end, planned.end),
+                                         planned.end - head_end))
                 tails.append((m.clip, head_end, parts[-1].frames, parts[-1].path))
                 chapter_names.append(None)
-        outro = _still_parts("outro", tmp / "outro.mp4", _frames(plan.outro_s, fps), gop)
+        outro = _still_parts("outro", tmp / "outro.mp4", _frames(plan.outro_s, fps), gop, fps)
         parts += outro
         chapter_names += [outro_lines[0] if outro_lines else "Kết"] + [None] * (len(outro) - 1)
         clip_of = {m.point: m for m in shown}
@@ -552,7 +578,7 @@ def build_montage(material: Sequence[MontageClip], dst: str | os.PathLike, *, bu
         jobs += [pool.submit(_probed, encode_still, tmp / f"{part.kind}.png", part.path, part.frames / fps, profile)
                  for part in (parts[0], outro[0])]
         sound = pool.submit(_montage_sound_at_gain, measured,
-                            _sound_pieces(parts, {point: m.clip for point, m in clip_of.items()}),
+                            _sound_pieces(parts, {point: m.clip for point, m in clip_of.items()}, profile.sample_rate),
                             tmp / "sound.m4a", profile)
         for index, part in enumerate(p for p in parts if p.kind == "lower_third"):
             m = clip_of[part.point]
@@ -565,7 +591,7 @@ def build_montage(material: Sequence[MontageClip], dst: str | os.PathLike, *, bu
                 _check_joinable(done, reference)
         gain = sound.result()
         timings["render"] = time.monotonic() - started - timings["plan"]
-        joined = join_pictures([(p.path, p.frames) for p in parts], tmp / "sound.m4a", dst, fps=fps,
+        joined = join_pictures([(p.path, p.frames, p.seconds) for p in parts], tmp / "sound.m4a", dst,
                                chapters=chapter_names, title=title, on_progress=on_progress)
         timings["join"] = time.monotonic() - started - sum(timings.values())
     return MontageResult(path=dst, duration=joined.duration, budget_s=budget_s, plan=plan, parts=parts,
@@ -578,12 +604,21 @@ def _frames(seconds: float, fps: int) -> int:
     return max(1, round(seconds * fps))
 
 
-def _still_parts(kind: str, path: Path, frames: int, gop: int) -> list[MontagePart]:
+def _still_parts(kind: str, path: Path, frames: int, gop: int, fps: int) -> list[MontagePart]:
     """A still shown for whole GOPs is one GOP encoded once and joined as many times as it lasts (the GOPs are
     identical: an encode of the one does for all)."""
     if frames > gop and frames % gop == 0:
-        return [MontagePart(kind, None, path, frames=gop)] * (frames // gop)
-    return [MontagePart(kind, None, path, frames=frames)]
+        return [MontagePart(kind, None, path, frames=gop, seconds=gop / fps)] * (frames // gop)
+    return [MontagePart(kind, None, path, frames=frames, seconds=frames / fps)]
+
+
+def _copied_frames(clip: Path, gops: Sequence[tuple[float, int]], start: float, end: float) -> int:
+    """The pictures a copy of the clip's whole GOPs [start, end) holds, from its GOPs' counts (`gop_packets`)."""
+    kept = [n for t, n in gops if start - 0.02 <= t < end - 0.02]
+    if not kept or abs(next(t for t, _ in gops if start - 0.02 <= t) - start) > 0.02:
+        raise NotConformantError(clip, f"no GOP of the clip starts at {start:.3f} s, where its moment goes on",
+                                 hint="the clip's scores are not its own GOPs: score the clip itself")
+    return sum(kept)
 
 
 def _probed(render, *args, **kwargs) -> MediaInfo:
@@ -603,16 +638,21 @@ def _check_joinable(part: MediaInfo, reference: dict) -> None:
                                  hint="the house profile's encode options changed: re-encode with profile.video_args")
 
 
-def _sound_pieces(parts: Sequence[MontagePart], clip_of: dict[str, Path]) -> list[tuple[Path | None, float, int]]:
-    """The sound under each part — (clip, from, frames), None for silence — a point's head and tail as one piece."""
+def _sound_pieces(parts: Sequence[MontagePart], clip_of: dict[str, Path],
+                  rate: int) -> list[tuple[Path | None, float, int]]:
+    """The sound under each part — (clip, from, samples), None for silence — a point's head and tail as one piece.
+    The samples are counted between the parts' places on the montage's clock (rounded there, not per part), so the
+    sound stays where the pictures are however many parts there are."""
     pieces: list[tuple[Path | None, float, int]] = []
+    place = 0.0
     for previous, part in zip([None, *parts], parts):
+        samples = round((place + part.seconds) * rate) - round(place * rate)
+        place += part.seconds
         if part.kind == "copy" and previous is not None and previous.point == part.point:
-            clip, start, frames = pieces.pop()
-            pieces.append((clip, start, frames + part.frames))
+            clip, start, before = pieces.pop()
+            pieces.append((clip, start, before + samples))
         else:
-            pieces.append((clip_of[part.point], part.source_start, part.frames) if part.point else
-                          (None, 0.0, part.frames))
+            pieces.append((clip_of[part.point], part.source_start, samples) if part.point else (None, 0.0, samples))
     return pieces
 
 
@@ -624,17 +664,16 @@ def _montage_sound_at_gain(measured: concurrent.futures.Future, pieces, dst: Pat
 
 def montage_sound(pieces: Sequence[tuple[str | os.PathLike | None, float, int]], dst: str | os.PathLike,
                   profile: HouseProfile, *, gain_db: float = 0.0, timeout: float | None = None) -> Path:
-    """A montage's whole sound track, in one ffmpeg: each piece — (clip, from, frames) of a moment, or (None, 0,
-    frames) of silence under a still — exactly `frames` pictures long (padded with silence where a clip's sound
+    """A montage's whole sound track, in one ffmpeg: each piece — (clip, from, samples) of a moment, or (None, 0,
+    samples) of silence under a still — exactly that many samples long (padded with silence where a clip's sound
     ends early), end to end, `gain_db` louder, encoded once (AAC in `profile`). Only the clips' audio is read."""
     rate, argv, graph, inputs = profile.sample_rate, ["ffmpeg", "-y", "-nostdin"], [], 0
     layout = "stereo" if profile.channels == 2 else "mono"
-    for n, (clip, start, frames) in enumerate(pieces):
-        samples = round(frames * rate / profile.fps)  # 1600 a frame at 30 fps and 48 kHz: exact
+    for n, (clip, start, samples) in enumerate(pieces):
         if clip is None:
             graph.append(f"anullsrc=r={rate}:cl={layout},atrim=end_sample={samples}[s{n}]")
             continue
-        argv += ["-vn", "-ss", f"{start:.6f}", "-t", f"{frames / profile.fps + 0.2:.6f}", "-i", str(clip)]
+        argv += ["-vn", "-ss", f"{start:.6f}", "-t", f"{samples / rate + 0.2:.6f}", "-i", str(clip)]
         # async=1:first_pts=0 — a clip whose sound starts after its picture gets silence first, not its sound early
         graph.append(f"[{inputs}:a:0]aresample={rate}:async=1:first_pts=0,aformat=channel_layouts={layout},"
                      f"apad=whole_len={samples},"
@@ -642,7 +681,7 @@ def montage_sound(pieces: Sequence[tuple[str | os.PathLike | None, float, int]],
         inputs += 1
     graph.append("".join(f"[s{n}]" for n in range(len(pieces))) +
                  f"concat=n={len(pieces)}:v=0:a=1,volume={gain_db:.2f}dB[sound]")
-    seconds = sum(frames for _, _, frames in pieces) / profile.fps
+    seconds = sum(samples for _, _, samples in pieces) / rate
     argv += ["-filter_complex", ";".join(graph), "-map", "[sound]", *_audio_argv(profile), "-map_metadata", "-1",
              "-movflags", "+faststart", str(dst)]
     run_ffmpeg(argv, timeout=timeout or 120 + seconds, path=dst, expected_duration_s=seconds)

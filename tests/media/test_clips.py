@@ -121,17 +121,17 @@ def test_copy_gops_copies_whole_gops_of_many_clips_in_one_run_exactly_as_long_as
     # (where each copy starts in its clip: the flash, in the join test below)
 
 
-def test_join_pictures_lays_parts_and_one_sound_track_on_the_frame_counts_in_sync(conformant_clip, tmp_path):
+def test_join_pictures_lays_parts_and_one_sound_track_on_their_spans_in_sync(conformant_clip, tmp_path):
     from devstack.synthetic import find_sync_marker
     from media.clips import copy_gops, join_pictures
     from media.montage import montage_sound
 
-    parts = [(tmp_path / f"{n}.mp4", 60) for n in "abc"]
-    copy_gops([(conformant_clip, start, 60, path) for start, (path, _) in zip((0.0, 2.0, 2.0), parts)])
-    sound = montage_sound([(conformant_clip, 0.0, 60), (None, 0.0, 60), (conformant_clip, 2.0, 60)],
+    parts = [(tmp_path / f"{n}.mp4", 60, 2.0) for n in "abc"]
+    copy_gops([(conformant_clip, start, 60, path) for start, (path, _, _) in zip((0.0, 2.0, 2.0), parts)])
+    sound = montage_sound([(conformant_clip, 0.0, 96000), (None, 0.0, 96000), (conformant_clip, 2.0, 96000)],
                           tmp_path / "sound.m4a", media.HOUSE.for_size(426, 240))
     # the middle part's pictures show the flash, its sound is silence; the last has both, in sync
-    joined = join_pictures(parts, sound, tmp_path / "joined.mp4", fps=30, chapters=["Một", None, "Ba"], title="Thử")
+    joined = join_pictures(parts, sound, tmp_path / "joined.mp4", chapters=["Một", None, "Ba"], title="Thử")
     assert joined.part_starts == pytest.approx([0, 2, 4]) and joined.duration == pytest.approx(6.0, abs=0.03)
     assert [name for name, _ in chapters(joined.path)] == ["Một", "Ba"]
     output = media.probe(joined.path)
@@ -140,5 +140,22 @@ def test_join_pictures_lays_parts_and_one_sound_track_on_the_frame_counts_in_syn
     flash, beep = find_sync_marker(joined.path, 4, 2)
     assert flash == pytest.approx(4.5, abs=0.04) and beep == pytest.approx(flash, abs=0.04)
     with pytest.raises(NotConformantError) as caught:  # a part shorter than its place: refused, not drifting
-        join_pictures([(parts[0][0], 70)], sound, tmp_path / "short.mp4", fps=30)
+        join_pictures([(parts[0][0], 70, 2.0)], sound, tmp_path / "short.mp4")
     assert "60 frames, 70 were laid out" in str(caught.value)
+
+
+def test_gop_packets_counts_the_pictures_a_live_source_kept_in_each_gop(tmp_path):
+    from media.clips import copy_gops, gop_packets
+
+    # a live push that dropped frames: 2 s GOPs holding 58, 60 and 57 pictures (the times stay on the 2 s grid)
+    dropped = tmp_path / "dropped.mp4"
+    kept = "+".join(f"between(n,{a},{b})" for a, b in ((0, 57), (60, 119), (120, 176)))
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=426x240:rate=30:duration=6",
+                    "-vf", f"select='{kept}'", "-fps_mode", "passthrough", "-c:v", "libx264", "-g", "300",
+                    "-sc_threshold", "0", "-force_key_frames", "expr:eq(n,58)+eq(n,118)",
+                    str(dropped)], check=True)
+    gops = gop_packets(dropped)
+    assert [round(t, 2) for t, _ in gops] == [0.0, 2.0, 4.0] and [n for _, n in gops] == [58, 60, 57]
+    copy_gops([(dropped, 2.0, 60, tmp_path / "middle.mp4")])
+    middle = media.probe(tmp_path / "middle.mp4")
+    assert middle.video.frames == 60 and middle.duration == pytest.approx(2.0, abs=0.04)

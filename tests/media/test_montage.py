@@ -134,6 +134,7 @@ def test_a_highlight_is_the_window_s_best_moment_cut_from_the_recording_itself(t
     rescored = score_gops(made.clip.path)
     assert made.scores.starts == pytest.approx([0, 2], abs=0.01) == rescored.starts[:2]
     assert made.scores.loudness_db == pytest.approx(rescored.loudness_db[:2], abs=1.0)
+    assert made.scores.frames == [60, 60]  # its GOPs' pictures counted on the file, for the montage's copy
     still = frame(recording, 2.0, tmp_path, "at-2s")
     from PIL import Image
     assert difference(Image.open(made.still).convert("RGB").resize(still.size), still) < 8
@@ -320,3 +321,35 @@ def test_the_logo_never_covers_a_point_s_tile(count, tmp_path):
         for left, top, right, bottom in boxes:  # every tile's inside is the still, untouched
             inside = wall.crop((left + 2, top + 2, right - 2, bottom - 2)).getcolors(maxcolors=4096)
             assert len(inside) == 1 and inside[0][1] == colour, (left, top)
+
+
+def test_a_live_clip_that_dropped_frames_joins_in_sync_and_whole(points, tmp_path):
+    """What a real RTMP recording holds: 2 s GOPs with fewer than 60 pictures (frames dropped under load). The
+    montage lays each part on its span and counts the copied pictures from the file, so nothing is short, and the
+    point's flash and beep stay together."""
+    _, clips, stills = points
+    dropped = tmp_path / "p1.mp4"
+    profile = media.HOUSE.for_size(426, 240)
+    video_args = [a for k, v in {**profile.video_args(), "g": 300}.items() for a in (f"-{k}", str(v))]
+    # frames 63 (before the flash at 2.4 s) and 150 left out, as a loaded pusher does; keyframes stay on the 2 s grid
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(clips[1]), "-map", "0:v", "-map", "0:a",
+                    "-vf", "select='not(eq(n,63)+eq(n,150))'", "-fps_mode", "passthrough",
+                    *video_args, "-force_key_frames", "expr:gte(t,n_forced*2)", "-c:a", "copy",
+                    "-video_track_timescale", str(profile.video_timescale), str(dropped)], check=True)
+    kept = dict(media.clips.gop_packets(dropped))
+    assert list(kept.values()) == [60, 59, 59]
+    result = build_montage(material([clips[0], dropped]), tmp_path / "recap.mp4", budget_s=16, groups=GROUPS,
+                           clip_gops=2, lead_gops=1, mosaic_stills=[("p0", stills[0]), ("p1", stills[1])],
+                           mosaic_title="2 điểm cầu", title="Thử", outro_lines=["Hãy tham gia BHXH"])
+    output = media.probe(result.path)
+    assert output.video.frames == sum(p.frames for p in result.parts)
+    assert output.audio.duration == pytest.approx(output.video.duration, abs=0.05)
+    assert result.duration == pytest.approx(sum(p.seconds for p in result.parts), abs=0.05)
+    parts = [(p, s) for p, s in zip(result.parts, result.part_starts) if p.point == "p1"]
+    [copied] = [p for p, _ in parts if p.kind == "copy"]
+    assert copied.frames == next(n for t, n in kept.items() if abs(t - copied.source_start) < 0.01) < 60
+    # the flash and beep in sync, in whichever part holds them (the copy, or the head re-encoded on the house grid)
+    part, start = next((p, s) for p, s in parts if p.source_start <= marker_of(1) < p.source_end)
+    flash, beep = find_sync_marker(result.path, start, part.source_end - part.source_start)
+    assert flash - start == pytest.approx(marker_of(1) - part.source_start, abs=0.04)
+    assert abs(beep - flash) < 0.06
