@@ -525,7 +525,9 @@ def build_montage(material: Sequence[MontageClip], dst: str | os.PathLike, *, bu
     dst = Path(dst)
     plan = plan_montage(material, budget_s=budget_s, clip_gops=clip_gops, lead_gops=lead_gops, groups=groups)
     shown = [planned.clip for planned in plan.clips]
-    workers = workers or os.cpu_count() or 2
+    # one more than the cores: while a job waits (the sound for its gain) or this thread draws the stills, a core
+    # would idle (measured: 10.3–10.4 s against 10.7–11.8 s for a 64-point montage on 2 cores)
+    workers = workers or (os.cpu_count() or 2) + 1
 
     def read(m: MontageClip) -> tuple[dict | None, list[tuple[float, int]]]:
         if fetch is not None:
