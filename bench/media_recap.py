@@ -147,7 +147,8 @@ def main() -> int:
 
         artifacts = Path(__file__).resolve().parents[1] / "test-artifacts" / "recap"
         artifacts.mkdir(parents=True, exist_ok=True)
-        for name, at in (("bench-mosaic", 1.0), ("bench-lower-third", recap.part_starts[1] + 0.5)):
+        head = next(s for p, s in zip(recap.parts, recap.part_starts) if p.kind == "lower_third")
+        for name, at in (("bench-mosaic", 1.0), ("bench-lower-third", head + 0.5)):
             subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", f"{at:.3f}", "-i", str(recap.path), "-frames:v",
                             "1", str(artifacts / f"{name}.png")], check=True)
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", "10", "-i", str(vertical.path), "-frames:v", "1",

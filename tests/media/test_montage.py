@@ -50,7 +50,8 @@ def montage8(points):
                            mosaic_title="7 điểm cầu đồng loạt ra quân", title="Thử",
                            outro_lines=["Chính sách BHXH - Điểm tựa an sinh", "Hãy tham gia BHXH"])
     artifacts = media_artifacts()
-    for name, at in (("mosaic", 1.0), ("first-lower-third", result.part_starts[1] + 0.5), ("outro", result.duration - 1)):
+    head = next(s for p, s in zip(result.parts, result.part_starts) if p.kind == "lower_third")  # the mosaic is 2 parts
+    for name, at in (("mosaic", 1.0), ("first-lower-third", head + 0.5), ("outro", result.duration - 1)):
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", f"{at:.3f}", "-i", str(result.path), "-frames:v", "1",
                         str(artifacts / f"recap8-{name}.png")], check=True)
     return result, clips, stills
