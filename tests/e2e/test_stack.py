@@ -62,6 +62,30 @@ def test_s3_checks_the_digest_a_caller_already_had(stack):
     assert storage.get_bytes(key) == data
 
 
+def test_every_write_carries_a_checksum_the_unsigned_payload_relies_on(stack):
+    """The signature leaves the body out (no SHA-256 of it on either side); a checksum header that the signature
+    covers and S3 verifies binds the bytes instead — on every kind of write we make."""
+    storage = Storage.from_connection()
+    sent: list[dict] = []
+    storage.client.meta.events.register(
+        "before-send.s3.PutObject",
+        lambda request, **_: sent.append({k.lower(): v.decode() if isinstance(v, bytes) else v
+                                          for k, v in request.headers.items()}))
+    prefix = f"tests/{uuid.uuid4().hex}"
+    storage.put_bytes(f"{prefix}/photo.jpg", os.urandom(4096))
+    storage.put_json(f"{prefix}/manifest.json", {"status": "received"})
+    storage.client.put_object(Bucket=storage.bucket, Key=f"{prefix}/plain.json", Body=b"{}")  # as manifest.update
+    path = stack.layout.var / "tmp-upload.bin"
+    path.write_bytes(os.urandom(8192))
+    storage.upload_file(path, f"{prefix}/video.mp4")
+    path.unlink()
+    assert len(sent) == 4
+    for headers in sent:
+        assert headers["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
+        checksum = next(k for k in headers if k.startswith("x-amz-checksum-"))
+        assert checksum in headers["authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
+
+
 def test_nginx_rtmp_accepts_a_keyed_publish_records_it_and_refuses_bad_keys(stack):
     keys = _keys(stack)
     assert _publish(stack, "ha-noi", keys["ha-noi"]["stream_key"]).returncode == 0
