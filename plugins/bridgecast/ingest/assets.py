@@ -16,6 +16,16 @@ def raw_asset_name(kind: str) -> str:
     return f"bridgecast_raw_{kind}"
 
 
+def assets_in(extra: dict) -> list[dict]:
+    """The raw assets one asset event announces. The gateway puts the assets queued together into one event
+    (`{"assets": [{event, point, kind, key, sha256}, …]}`, see notify.py); a lone asset, and the sweep's
+    re-offer, is an event of the asset's own fields."""
+    batch = extra.get("assets")
+    if isinstance(batch, list):
+        return [item for item in batch if isinstance(item, dict)]
+    return [extra]
+
+
 # Updated by each batch of the photo lane that ends (new processed photos may be in storage): consumers list storage.
 PROCESSED_PHOTOS_URI = "s3://bridgecast/processed/photo"
 PROCESSED_PHOTOS_NAME = "bridgecast_processed_photos"

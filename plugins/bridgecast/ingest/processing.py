@@ -1,15 +1,15 @@
 """Process raw assets announced by the gateway: validate with the media toolkit, derive renditions, or quarantine.
 
 Idempotent per asset: a manifest already `processed` or `quarantined` is left alone, so reruns and duplicate
-asset events cost one S3 read each. Each asset is downloaded once into its own scratch folder (`source/`, its
-derivatives in `derived/`), hashed never (the gateway's SHA-256 names it), and each rendition uploaded once;
-everything that must outlive the task is in S3. A file at fault is quarantined with a reason the team can act on
-(Vietnamese, from media.team_message) and the technical detail for operators (`reason_detail`), and never fails
-the batch. A failure that is not the file's — S3 unreachable, throttling or 5xx, a connection reset, this machine —
-fails the batch (`IngestRetry`) once the rest is done, so Airflow retries it; the first such failure stops the batch
-taking more work, since the next items would wait out the same outage. What still slips through (retries
-exhausted, an event no run took) is re-offered by `stuck_manifests` (the sweep). Long steps log throttled progress
-lines. Airflow-free except `linger_feed`, which reads the task context the DAG hands it.
+asset events cost one S3 read each. Each asset is downloaded once (a photo into memory, a video into its own
+scratch folder's `source/`; derivatives in `derived/`), hashed never (the gateway's SHA-256 names it), and each
+rendition uploaded once; everything that must outlive the task is in S3. A file at fault is quarantined with a
+reason the team can act on (Vietnamese, from media.team_message) and the technical detail for operators
+(`reason_detail`), and never fails the batch. A failure that is not the file's — S3 unreachable, throttling or
+5xx, a connection reset, this machine — fails the batch (`IngestRetry`) once the rest is done, so Airflow retries
+it; the first such failure stops the batch taking more work, since the next items would wait out the same outage.
+What still slips through (retries exhausted, an event no run took) is re-offered by `stuck_manifests` (the
+sweep). Long steps log throttled progress lines. Airflow-free except `linger_feed`, which reads the task context the DAG hands it.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bridgecast.event import MediaSettings
+from bridgecast.ingest.assets import assets_in
 from bridgecast.manifest import PROCESSED, QUARANTINED, RECEIVED, ManifestStore
 from bridgecast.objects import is_manifest_key, manifest_prefix, processed_key, quarantine_key
 from bridgecast.storage import Storage, is_transient
@@ -43,7 +44,7 @@ RECORDING_CHUNK = 16  # recording segments per task (see plan_batches)
 # while fewer than LINGER_BACKLOG assets wait in it, ends when none came for LINGER_IDLE_S, and never stays
 # longer than LINGER_MAX_S.
 LINGER_POLL_S, LINGER_IDLE_S, LINGER_MAX_S, LINGER_BACKLOG = 1.0, 5.0, 300.0, 4 * PHOTO_WORKERS
-EVENT_FIELDS = ("event", "point", "kind", "key", "sha256")  # what the gateway puts in every asset event
+EVENT_FIELDS = ("event", "point", "kind", "key", "sha256")  # what the gateway announces of every asset
 # S3 transfers above this log their progress (a 12 MP photo is ~4 MB; a minute of phone video ~100 MB).
 PROGRESS_MIN_BYTES = 32 * 1024 * 1024
 
@@ -64,15 +65,16 @@ def photo_chunk(count: int) -> int:
 
 
 def announced(events: list[dict]) -> list[dict]:
-    """The assets a run's asset events announce, each once, in arrival order (trimmed to EVENT_FIELDS)."""
+    """The assets a run's asset events announce (one or several per event, see assets_in), each once, in arrival
+    order (trimmed to EVENT_FIELDS)."""
     seen, unique = set(), []
-    for extra in events:
-        if not all(extra.get(f) for f in EVENT_FIELDS):
-            log.warning("ignoring an asset event without %s (not from the gateway?): %s", "/".join(EVENT_FIELDS), extra)
+    for item in (item for extra in events for item in assets_in(extra)):
+        if not all(item.get(f) for f in EVENT_FIELDS):
+            log.warning("ignoring an asset event without %s (not from the gateway?): %s", "/".join(EVENT_FIELDS), item)
             continue
-        if extra["sha256"] not in seen:  # the same asset announced twice (outbox redelivery, a late event)
-            seen.add(extra["sha256"])
-            unique.append({f: extra[f] for f in EVENT_FIELDS})
+        if item["sha256"] not in seen:  # the same asset announced twice (outbox redelivery, a late event)
+            seen.add(item["sha256"])
+            unique.append({f: item[f] for f in EVENT_FIELDS})
     return unique
 
 
@@ -275,12 +277,12 @@ def _process_one(item: dict, work: Path, storage: Storage, manifests: ManifestSt
     derived.mkdir()
     src = source_dir / f"original{Path(item['key']).suffix.lower()}"
     try:
-        _download(storage, item, src, manifest.get("size"))
+        photo = _download(storage, item, src, manifest.get("size"))
     except RawObjectMissing as exc:
         return _quarantine(item, exc, found, storage, manifests, src, work)
     try:
         if item["kind"] == "photo":
-            renditions, info = _photo(src, derived, storage, event_id, point_id, sha256, policy)
+            renditions, info = _photo(src, photo, derived, storage, event_id, point_id, sha256, policy)
         else:
             renditions, info = _video(src, derived, storage, event_id, point_id, sha256, item["kind"], item["key"])
     except media.MediaError as exc:
@@ -291,18 +293,19 @@ def _process_one(item: dict, work: Path, storage: Storage, manifests: ManifestSt
     return {"key": item["key"], "status": PROCESSED, "renditions": renditions}
 
 
-def _download(storage: Storage, item: dict, dst: Path, size: int | None) -> None:
-    """Fetch the raw object once. A photo (a few MB) is one GET without the multipart machinery's threads;
-    a video streams to disk, with progress lines when it is big enough to take a while. A raw object that is not
+def _download(storage: Storage, item: dict, dst: Path, size: int | None) -> bytes | None:
+    """Fetch the raw object once. A photo (a few MB) is one GET without the multipart machinery's threads, and
+    its bytes are returned (decoded from memory: writing them to `dst` and reading them back cost ~3 ms a photo);
+    a video streams to `dst`, with progress lines when it is big enough to take a while. A raw object that is not
     there is RawObjectMissing (a permanent fault of this asset); storage being down is left to the caller."""
     from botocore.exceptions import ClientError
 
     try:
         if item["kind"] == "photo":
-            dst.write_bytes(storage.get_bytes(item["key"]))
-            return
+            return storage.get_bytes(item["key"])
         progress = _transfer_progress(f"downloading {item['key']}", size)
         storage.download_file(item["key"], dst, progress=progress.transferred if progress else None)
+        return None
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
             raise RawObjectMissing(f"raw object {item['key']} is not in storage") from exc
@@ -334,14 +337,15 @@ def quarantine_reason(original_name: str, exc) -> str:
     return f"{original_name}: {media.team_message(exc)}"
 
 
-def _photo(src: Path, derived: Path, storage: Storage, event_id, point_id, sha256, policy: MediaSettings):
+def _photo(src: Path, data: bytes, derived: Path, storage: Storage, event_id, point_id, sha256,
+           policy: MediaSettings):
     import media
 
     # The gateway hashed the upload (the sha256 is the asset's name): no second hash of the same bytes here.
     result = media.process_photo(src, derived, media.PhotoPolicy(max_pixels=policy.max_photo_pixels,
                                                                  watermark_text=policy.watermark_text,
                                                                  watermark_logo=policy.watermark_logo),
-                                 sha256=sha256)
+                                 sha256=sha256, data=data)
     renditions = {}
     for name, path in result.renditions.items():
         key = processed_key(event_id, point_id, name, f"{sha256[:16]}.jpg")

@@ -6,6 +6,8 @@ import hashlib
 import pytest
 from ingest_testkit import EVENT_ID, jpeg_bytes, wait_for
 
+from bridgecast.ingest.assets import assets_in
+
 pytestmark = pytest.mark.stack
 
 POINT = "phuc-yen"
@@ -43,7 +45,7 @@ def test_a_photo_sent_twice_and_renamed_is_stored_once_with_every_receipt(gatewa
         gateway_queue_empty = gateway.healthz()["asset_events_queued"] == 0
         events = airflow_api.request("GET", "/api/v2/assets/events", params={
             "asset_id": photo_asset, "order_by": "-timestamp", "limit": 100})["asset_events"]
-        matching = [e for e in events if (e.get("extra") or {}).get("sha256") == sha256]
+        matching = [item for e in events for item in assets_in(e.get("extra") or {}) if item.get("sha256") == sha256]
         return matching if gateway_queue_empty and matching else None
 
     assert len(wait_for(events_for_this_photo, timeout_s=60, what="the photo's asset event in Airflow")) == 1

@@ -15,7 +15,7 @@ from ingest_testkit import (EVENT_ID, html_saved_as_photo, jpeg_bytes, oversized
                             truncated_jpeg, wait_for)
 from PIL import Image
 
-from bridgecast.ingest.assets import INGEST_LANES, ingest_dag_of, raw_asset_uri
+from bridgecast.ingest.assets import INGEST_LANES, assets_in, ingest_dag_of, raw_asset_uri
 from devstack import synthetic
 from tests.media.helpers import has_encoder, phone_clip
 
@@ -50,7 +50,8 @@ def _asset_events(airflow_api, kind: str, sha256s: set[str]) -> dict[str, dict]:
     """Airflow's asset events for these assets (by sha256), newest first."""
     events = airflow_api.request("GET", "/api/v2/assets/events", params={
         "asset_id": airflow_api.asset_id(raw_asset_uri(kind)), "order_by": "-timestamp", "limit": 200})
-    return {e["extra"]["sha256"]: e for e in events["asset_events"] if (e.get("extra") or {}).get("sha256") in sha256s}
+    return {item["sha256"]: e for e in events["asset_events"] for item in assets_in(e.get("extra") or {})
+            if item.get("sha256") in sha256s}
 
 
 def _run_that_consumed(airflow_api, kind: str, sha256: str) -> dict:
@@ -146,7 +147,8 @@ def test_bad_files_are_quarantined_with_the_reason_and_the_good_ones_in_their_ba
     run = _run_that_consumed(ingest_dag, "photo", hashlib.sha256(nudge).hexdigest())
     assert run["state"] == "success"
     consumed = ingest_dag.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/upstreamAssetEvents")
-    assert set(sha.values()) <= {e["extra"].get("sha256") for e in consumed["asset_events"]}
+    assert set(sha.values()) <= {item.get("sha256") for e in consumed["asset_events"]
+                                 for item in assets_in(e.get("extra") or {})}
 
     for name, (data, _, expected) in files.items():
         manifest = results[name]

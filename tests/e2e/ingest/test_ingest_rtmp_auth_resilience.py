@@ -9,7 +9,7 @@ import pytest
 import requests
 from ingest_testkit import EVENT_ID, publish_test_stream, wait_for
 
-from bridgecast.ingest.assets import RAW_KINDS, raw_asset_uri
+from bridgecast.ingest.assets import RAW_KINDS, assets_in, raw_asset_uri
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(600)]
 
@@ -72,7 +72,7 @@ def test_publish_is_accepted_and_recorded_while_airflow_is_down_and_the_outbox_d
     recording_asset = airflow_api.asset_id(raw_asset_uri("recording"))
     events = airflow_api.request("GET", "/api/v2/assets/events", params={
         "asset_id": recording_asset, "order_by": "-timestamp", "limit": 100})["asset_events"]
-    assert [e for e in events if (e.get("extra") or {}).get("key") == segment["key"]]
+    assert [item for e in events for item in assets_in(e.get("extra") or {}) if item.get("key") == segment["key"]]
 
 
 @pytest.mark.parametrize("case", ["wrong key", "no key", "another point's key"])
