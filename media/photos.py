@@ -26,7 +26,7 @@ from PIL import Image, ImageCms, ImageDraw, ImageFont, UnidentifiedImageError
 
 from media.cards import check_glyphs, resolve_font
 from media.errors import DecompressionBombError, EmptyFileError, MediaError, NotAnImageError, TruncatedFileError
-from media.sniff import image_type, read_head, what_it_is
+from media.sniff import SNIFF_BYTES, image_type, read_head, what_it_is
 
 # Formats we publish from. AVIF (and anything else `sniff` names) is recognised to give a useful message.
 _SUPPORTED = {"jpeg", "png", "gif", "webp", "tiff", "bmp", "heic"}
@@ -82,15 +82,16 @@ def content_hash(path: str | os.PathLike) -> str:
 
 
 def process_photo(src: str | os.PathLike, out_dir: str | os.PathLike, policy: PhotoPolicy = PhotoPolicy(), *,
-                  sha256: str | None = None) -> PhotoResult:
+                  sha256: str | None = None, data: bytes | None = None) -> PhotoResult:
     """Clean one photo into `out_dir` as `<sha256[:16]>.web.jpg` and `<sha256[:16]>.thumb.jpg`.
 
     `sha256`: the original's digest when the caller already has it (the ingest knows it from the upload); it is
-    computed here otherwise."""
+    computed here otherwise. `data`: the photo's bytes when the caller holds them (the ingest fetched them from
+    S3), decoded from memory instead of a scratch file; `src` then only names the photo in messages."""
     src = Path(src)
-    if src.stat().st_size == 0:
+    if (len(data) if data is not None else src.stat().st_size) == 0:
         raise EmptyFileError(src, "the file is empty (0 bytes)", hint="the upload did not arrive; send it again")
-    head = read_head(src)
+    head = data[:SNIFF_BYTES] if data is not None else read_head(src)
     kind = image_type(head)
     if kind is None:
         what = what_it_is(head)
@@ -102,14 +103,14 @@ def process_photo(src: str | os.PathLike, out_dir: str | os.PathLike, policy: Ph
     if kind == "heic":
         _heif_opener()
     notes: list[str] = []
-    image = _open_checked(src, kind, policy)
+    image = _open_checked(src, kind, policy, data)
     with image:
         orientation = image.getexif().get(0x0112, 1)
         width, height = image.size
         if orientation in (5, 6, 7, 8):  # these orientations turn the picture a quarter
             width, height = height, width
         im, icc = _decode(src, image, policy, notes)
-    sha256 = sha256 or content_hash(src)
+    sha256 = sha256 or (hashlib.sha256(data).hexdigest() if data is not None else content_hash(src))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # Resize first, then convert colours and turn: the same result, on fewer pixels.
@@ -150,12 +151,15 @@ _WHAT_IT_IS = {"html": " (it is an HTML page, e.g. a login or error page saved i
                "json": " (it looks like JSON)"}
 
 
-def _open_checked(src: Path, kind: str, policy: PhotoPolicy) -> Image.Image:
+def _open_checked(src: Path, kind: str, policy: PhotoPolicy, data: bytes | None) -> Image.Image:
     """Open the header only and refuse oversized images before a single pixel is decoded."""
+    def opened() -> Image.Image:
+        return Image.open(io.BytesIO(data) if data is not None else src)
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(src)
+            image = opened()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DecompressionBombError(src, f"the image is too large to decode safely ({exc})",
                                      hint=f"the limit is {policy.max_pixels:,} pixels") from None
@@ -178,7 +182,7 @@ def _open_checked(src: Path, kind: str, policy: PhotoPolicy) -> Image.Image:
             raise TruncatedFileError(src, f"the {kind.upper()} is damaged or cut short ({exc})",
                                      hint="upload the original photo again") from None
         image.close()
-        image = Image.open(src)
+        image = opened()
     return image
 
 

@@ -320,3 +320,32 @@ def test_a_wide_gamut_profile_is_converted_to_srgb_and_an_srgb_one_costs_nothing
     plain = media.process_photo(srgb, tmp_path / "out2", policy)
     assert "colour profile converted to sRGB" not in plain.warnings
     assert _close(Image.open(plain.renditions["web"]).getpixel((10, 10)), (200, 30, 30), 12)
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "png", "heic"])
+def test_bytes_in_memory_give_the_same_renditions_as_the_file(tmp_path, policy, kind):
+    """The ingest decodes a photo from the bytes it fetched (no scratch file): same pixels, same cleaning."""
+    src = tmp_path / f"IMG_0001.{kind}"
+    if kind == "heic":
+        heic_photo(src, quadrants())
+    else:
+        quadrants().save(src, format=kind.upper(), **({"exif": gps_exif(orientation=6)} if kind == "jpeg" else {}))
+    from_file = media.process_photo(src, tmp_path / "file", policy)
+    data = src.read_bytes()
+    src.unlink()  # nothing is read from disk
+    from_memory = media.process_photo(src, tmp_path / "memory", policy, data=data)
+    assert (from_memory.sha256, from_memory.detected_type, from_memory.width, from_memory.height) == (
+        from_file.sha256, from_file.detected_type, from_file.width, from_file.height)
+    for name, path in from_memory.renditions.items():
+        assert path.read_bytes() == from_file.renditions[name].read_bytes()
+        assert_clean(path)
+
+
+def test_bad_bytes_in_memory_are_refused_naming_the_photo(tmp_path, policy):
+    whole = tmp_path / "whole.jpg"
+    Image.effect_noise((400, 300), 60).convert("RGB").save(whole, quality=90)
+    with pytest.raises(TruncatedFileError) as caught:
+        media.process_photo(tmp_path / "cut.jpg", tmp_path / "out", policy, data=whole.read_bytes()[:6000])
+    assert "cut.jpg" in str(caught.value)
+    with pytest.raises(EmptyFileError):
+        media.process_photo(tmp_path / "empty.jpg", tmp_path / "out", policy, data=b"")
