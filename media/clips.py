@@ -79,16 +79,25 @@ def cut(src: str | os.PathLike, dst: str | os.PathLike, start: float, end: float
     return ClipResult(Path(dst), start, end, output.duration, "reencode", reason, output)
 
 
-def _keyframe_at_or_before(src: str | os.PathLike, start: float) -> float | None:
-    window_start = max(0.0, start - 10)
-    done = run_capture(["ffprobe", "-v", "error", "-select_streams", "v:0", "-read_intervals",
-                        f"{window_start:.3f}%{start + _FIRST_KEYFRAME_SLACK_S:.3f}", "-show_entries",
-                        "packet=pts_time,flags",
-                        "-of", "csv=p=0", str(src)], timeout=60, path=src)
-    keyframes, later = [], []
+def _video_packets(src: str | os.PathLike, *, timeout: float = 60,
+                   interval: str | None = None) -> list[tuple[str, bool]]:
+    """(pts_time as ffprobe prints it, keyframe?) of each video packet of `src` (within ffprobe's `interval`, e.g.
+    "12.000%22.100"), in file (decode) order: one listing, no decoding."""
+    window = ["-read_intervals", interval] if interval else []
+    done = run_capture(["ffprobe", "-v", "error", "-select_streams", "v:0", *window,
+                        "-show_entries", "packet=pts_time,flags", "-of", "csv=p=0", str(src)], timeout=timeout, path=src)
+    packets = []
     for line in done.stdout.decode("ascii", "replace").splitlines():
         pts, _, flags = line.partition(",")
-        if "K" in flags and pts not in ("", "N/A"):
+        packets.append((pts, "K" in flags))
+    return packets
+
+
+def _keyframe_at_or_before(src: str | os.PathLike, start: float) -> float | None:
+    window_start = max(0.0, start - 10)
+    keyframes, later = [], []
+    for pts, key in _video_packets(src, interval=f"{window_start:.3f}%{start + _FIRST_KEYFRAME_SLACK_S:.3f}"):
+        if key and pts not in ("", "N/A"):
             (keyframes if float(pts) <= start + 1e-3 else later).append(float(pts))
     if not keyframes and later and start <= _FIRST_KEYFRAME_SLACK_S:
         # A file's first picture is often a few ms after 0 (a joined FLV's B-frame delay): a cut "from the start"
@@ -104,12 +113,9 @@ def gop_packets(src: str | os.PathLike, *, timeout: float = 60) -> list[tuple[fl
     """(keyframe time, picture packets up to the next keyframe) for every GOP of `src`, in file (decode) order.
     A live recording's GOP does not hold GOP-length-many pictures (frames dropped under load), so a copy of whole
     GOPs is counted from the file, never from times (one ffprobe listing: no decoding)."""
-    done = run_capture(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
-                        "-of", "csv=p=0", str(src)], timeout=timeout, path=src)
     gops: list[tuple[float, int]] = []
-    for line in done.stdout.decode("ascii", "replace").splitlines():
-        pts, _, flags = line.partition(",")
-        if "K" in flags and pts not in ("", "N/A"):
+    for pts, key in _video_packets(src, timeout=timeout):
+        if key and pts not in ("", "N/A"):
             gops.append((float(pts), 1))
         elif gops and pts:
             gops[-1] = (gops[-1][0], gops[-1][1] + 1)

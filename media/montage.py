@@ -417,7 +417,7 @@ def encode_still(image: str | os.PathLike, dst: str | os.PathLike, seconds: floa
                  timeout: float = 60) -> Path:
     """`image` held for `seconds` (whole frames), pictures only, in `profile`'s exact codec parameters (the
     montage's sound is laid out apart: `montage_sound`)."""
-    frames = max(1, round(seconds * profile.fps))
+    frames = _frames(seconds, profile.fps)
     # Decoded, scaled and converted once, then the finished frame repeated: an image looped at the input is decoded
     # again for every frame (a 720p PNG: ~5 ms each, most of the encode's time).
     video = (ffmpeg.input(str(image), framerate=profile.fps).video
@@ -438,7 +438,7 @@ def lower_third_gop(src: str | os.PathLike, dst: str | os.PathLike, start: float
     font = resolve_font(style.font, bold=True)
     name, kicker = unicodedata.normalize("NFC", name), unicodedata.normalize("NFC", kicker)
     check_glyphs(font, name + kicker)
-    frames = max(1, round((end - start) * profile.fps))
+    frames = _frames(end - start, profile.fps)
     band = round(profile.height * 0.16)
     with tempfile.TemporaryDirectory(prefix="lower-third-", dir=Path(dst).parent) as tmp:
         source = ffmpeg.input(str(src), ss=f"{start:.6f}", t=f"{end - start:.6f}")
