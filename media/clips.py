@@ -85,7 +85,8 @@ def _video_packets(src: str | os.PathLike, *, timeout: float = 60,
     "12.000%22.100"), in file (decode) order: one listing, no decoding."""
     window = ["-read_intervals", interval] if interval else []
     done = run_capture(["ffprobe", "-v", "error", "-select_streams", "v:0", *window,
-                        "-show_entries", "packet=pts_time,flags", "-of", "csv=p=0", str(src)], timeout=timeout, path=src)
+                        "-show_entries", "packet=pts_time,flags", "-of", "csv=p=0", str(src)],
+                       timeout=timeout, path=src)
     packets = []
     for line in done.stdout.decode("ascii", "replace").splitlines():
         pts, _, flags = line.partition(",")

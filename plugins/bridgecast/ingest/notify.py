@@ -6,9 +6,9 @@ thread retries what is left. So an api-server restart or a busy scheduler delays
 What was queued together is announced together: one asset event for up to MAX_ASSETS_PER_EVENT assets of the
 same kind (`{"assets": [...]}`, read back by `assets.assets_in`). In a burst (15 photos a second) an event per
 photo cost Airflow's api-server a token check, an insert and queueing the lane each — 0.014 CPU-s per photo, with
-the gateway's own request and PostgreSQL's share besides. Nothing is held back to be grouped: what arrives while
-one event is on its way, or in the GATHER_S after it, goes in the next; a quiet moment's single photo is
-announced alone, at once. (Without that pause a burst still went out as ~1.6 photos per event: a POST is quick.)
+the gateway's own request and PostgreSQL's share besides. A quiet moment's single photo is announced alone, at
+once; what arrives while an event is on its way, or in the GATHER_S after it, goes in the next one. (Without
+that pause a burst still went out as ~1.6 photos per event: a POST is quick.)
 """
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ reason the team can act on (Vietnamese, from media.team_message) and the technic
 5xx, a connection reset, this machine — fails the batch (`IngestRetry`) once the rest is done, so Airflow retries
 it; the first such failure stops the batch taking more work, since the next items would wait out the same outage.
 What still slips through (retries exhausted, an event no run took) is re-offered by `stuck_manifests` (the
-sweep). Long steps log throttled progress lines. Airflow-free except `linger_feed`, which reads the task context the DAG hands it.
+sweep). Long steps log throttled progress lines. Airflow-free except `linger_feed`, which reads the task context
+the DAG hands it.
 """
 from __future__ import annotations
 
